@@ -1,0 +1,94 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/containernetworking/cni/pkg/types"
+)
+
+// Command is a CNI verb.
+type Command string
+
+// The CNI verbs the daemon serves. VERSION is answered by the shim itself.
+const (
+	CmdAdd    Command = "ADD"
+	CmdDel    Command = "DEL"
+	CmdCheck  Command = "CHECK"
+	CmdStatus Command = "STATUS"
+	CmdGC     Command = "GC"
+)
+
+// Request carries only the CNI fields of one invocation; never the shim's
+// whole environment.
+type Request struct {
+	Command     Command         `json:"command"`
+	ContainerID string          `json:"containerID,omitempty"`
+	Netns       string          `json:"netns,omitempty"`
+	IfName      string          `json:"ifName,omitempty"`
+	Args        string          `json:"args,omitempty"`
+	Path        string          `json:"path,omitempty"`
+	Config      json.RawMessage `json:"config"`
+}
+
+// ErrBadRequest classifies a request the daemon cannot decode or accept.
+var ErrBadRequest = errors.New("bad request")
+
+// Validate checks the fields the verb needs (CNI spec section 3: ADD, DEL
+// and CHECK need a container ID and an ifname; ADD and CHECK a netns).
+func (r *Request) Validate() error {
+	var errs []error
+	switch r.Command {
+	case CmdAdd, CmdCheck:
+		if r.Netns == "" {
+			errs = append(errs, errors.New("netns is required"))
+		}
+		fallthrough
+	case CmdDel:
+		if r.ContainerID == "" {
+			errs = append(errs, errors.New("containerID is required"))
+		}
+		if r.IfName == "" {
+			errs = append(errs, errors.New("ifName is required"))
+		}
+	case CmdStatus, CmdGC:
+	default:
+		errs = append(errs, fmt.Errorf("unknown command %q", r.Command))
+	}
+	if len(bytes.TrimSpace(r.Config)) == 0 || r.Config[0] != '{' {
+		errs = append(errs, errors.New("config must be a JSON object"))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrBadRequest, errors.Join(errs...))
+	}
+	return nil
+}
+
+// DecodeRequest reads one request of at most limit bytes and validates it.
+func DecodeRequest(r io.Reader, limit int64) (*Request, error) {
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: read: %w", ErrBadRequest, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%w: body larger than %d bytes", ErrBadRequest, limit)
+	}
+	var req Request
+	if err := json.Unmarshal(data, &req); err != nil {
+		return nil, fmt.Errorf("%w: decode: %w", ErrBadRequest, err)
+	}
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	return &req, nil
+}
+
+// Response is the daemon's answer: a CNI result already converted to the
+// request's cniVersion, or a CNI error whose code the shim passes through.
+type Response struct {
+	Result json.RawMessage `json:"result,omitempty"`
+	Error  *types.Error    `json:"error,omitempty"`
+}

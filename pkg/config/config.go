@@ -1,0 +1,296 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+)
+
+// SocketFileName is the name of plexusd's unix socket inside SocketDir.
+const SocketFileName = "plexus.sock"
+
+// maxSocketPath is the longest unix socket path Linux accepts: sun_path is
+// 108 bytes including the terminating NUL.
+const maxSocketPath = 107
+
+// Ranges enforced by Validate.
+const (
+	MinMaxConcurrency  = 1
+	MaxMaxConcurrency  = 1024
+	MinQueueSize       = 0
+	MaxQueueSize       = 100000
+	MinMaxRequestBytes = 1 << 10
+	MaxMaxRequestBytes = 64 << 20
+	MinMaxAttachments  = 1
+	MaxMaxAttachments  = 256
+)
+
+// Config is the resolved, typed daemon configuration. Build one with Parse,
+// Load, or Default() followed by your own changes and Validate().
+type Config struct {
+	// ClusterNetwork is the pod's default network: a NAD name in
+	// MultusNamespace, a CNI config name in ConfDir, or an absolute file path.
+	ClusterNetwork string
+	// DefaultNetworks are attached to every pod not in SystemNamespaces.
+	DefaultNetworks []string
+	// MultusNamespace holds the NADs named by ClusterNetwork and
+	// DefaultNetworks, and is the namespace of an unqualified
+	// default-network override annotation.
+	MultusNamespace string
+	// SystemNamespaces do not get DefaultNetworks.
+	SystemNamespaces []string
+	// NamespaceIsolation restricts pods to NADs in their own namespace or a
+	// global namespace.
+	NamespaceIsolation bool
+	// GlobalNamespaces are exempt from isolation. nil means unset, which
+	// the resolver treats as ["default"] (Multus semantics); a non-nil empty
+	// slice (from "globalNamespaces": []) means no namespace is global.
+	// Use EffectiveGlobalNamespaces rather than reading this directly.
+	GlobalNamespaces []string
+	// ConfDir holds CNI config files referred to by name.
+	ConfDir string
+	// BinDirs are searched, in order, for delegate plugin binaries.
+	BinDirs []string
+	// CNIDir holds attachment records and the libcni result cache.
+	CNIDir string
+	// SocketDir holds the daemon socket; see SocketPath.
+	SocketDir string
+	// ReadinessIndicatorFile, when set, must exist before the daemon
+	// reports ready.
+	ReadinessIndicatorFile string
+	// ManifestsDir, when set, makes NADs and pods come from YAML files in
+	// this directory instead of the Kubernetes API.
+	ManifestsDir string
+	// StatusDir is where the daemon writes status files.
+	StatusDir string
+	// MaxConcurrency bounds delegate operations running at once.
+	MaxConcurrency int
+	// QueueSize bounds requests waiting for a worker; more are rejected
+	// with CNI "try again later".
+	QueueSize int
+	// QueueTimeout is how long a request may wait in the queue.
+	QueueTimeout time.Duration
+	// RequestTimeout is the total budget for one CNI request.
+	RequestTimeout time.Duration
+	// MaxRequestBytes bounds the size of one request body.
+	MaxRequestBytes int64
+	// MaxAttachments bounds the attachments (networks) of one pod.
+	MaxAttachments int
+	// Log configures the daemon's logger (see package logging).
+	Log LogConfig
+}
+
+// LogConfig configures logging. When File is empty logs go to stderr
+// whatever ToStderr says.
+type LogConfig struct {
+	File     string
+	Level    slog.Level
+	ToStderr bool
+	// Format is "text" or "json".
+	Format string
+	// MaxSizeMB, MaxAgeDays, MaxBackups and Compress are passed to
+	// lumberjack as is: MaxSizeMB 0 means lumberjack's default (100 MB),
+	// MaxAgeDays 0 and MaxBackups 0 mean "keep all".
+	MaxSizeMB  int
+	MaxAgeDays int
+	MaxBackups int
+	Compress   bool
+}
+
+// Log formats.
+const (
+	FormatText = "text"
+	FormatJSON = "json"
+)
+
+// Default returns the configuration with every default applied. Its
+// ClusterNetwork is empty, so it does not validate until that is set.
+func Default() Config {
+	return Config{
+		DefaultNetworks:    []string{},
+		MultusNamespace:    "kube-system",
+		SystemNamespaces:   []string{"kube-system"},
+		NamespaceIsolation: false,
+		GlobalNamespaces:   nil,
+		ConfDir:            "/etc/cni/plexus/net.d",
+		BinDirs:            []string{"/opt/cni/bin"},
+		CNIDir:             "/var/lib/cni/plexus",
+		SocketDir:          "/run/plexus",
+		StatusDir:          "/run/plexus/status",
+		MaxConcurrency:     8,
+		QueueSize:          256,
+		QueueTimeout:       30 * time.Second,
+		RequestTimeout:     110 * time.Second,
+		MaxRequestBytes:    1 << 20,
+		MaxAttachments:     32,
+		Log: LogConfig{
+			Level:      slog.LevelInfo,
+			ToStderr:   true,
+			Format:     FormatText,
+			MaxSizeMB:  100,
+			MaxAgeDays: 5,
+			MaxBackups: 5,
+			Compress:   true,
+		},
+	}
+}
+
+// SocketPath is the daemon's unix socket: <SocketDir>/plexus.sock.
+func (c Config) SocketPath() string { return filepath.Join(c.SocketDir, SocketFileName) }
+
+// EffectiveGlobalNamespaces returns the namespaces exempt from namespace
+// isolation: GlobalNamespaces, or ["default"] when it is unset (nil).
+func (c Config) EffectiveGlobalNamespaces() []string {
+	if c.GlobalNamespaces == nil {
+		return []string{"default"}
+	}
+	return c.GlobalNamespaces
+}
+
+// Validate reports every problem with c, joined; each is a *KeyError naming
+// the config key.
+func (c Config) Validate() error { return errors.Join(c.problems()...) }
+
+func (c Config) problems() []error {
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+
+	if c.ClusterNetwork == "" {
+		add(keyErrorf("clusterNetwork", "required: a NAD name in multusNamespace, a CNI config name in confDir, or an absolute file path"))
+	}
+	for i, n := range c.DefaultNetworks {
+		if n == "" {
+			add(keyErrorf(fmt.Sprintf("defaultNetworks[%d]", i), "must not be empty"))
+		}
+	}
+	add(checkLabel("multusNamespace", c.MultusNamespace))
+	for i, ns := range c.SystemNamespaces {
+		add(checkLabel(fmt.Sprintf("systemNamespaces[%d]", i), ns))
+	}
+	for i, ns := range c.GlobalNamespaces {
+		add(checkLabel(fmt.Sprintf("globalNamespaces[%d]", i), ns))
+	}
+
+	add(checkAbsDir("confDir", c.ConfDir))
+	if len(c.BinDirs) == 0 {
+		add(keyErrorf("binDir", "must name at least one directory"))
+	}
+	for i, d := range c.BinDirs {
+		key := "binDir"
+		if len(c.BinDirs) > 1 {
+			key = fmt.Sprintf("binDir[%d]", i)
+		}
+		add(checkAbsDir(key, d))
+	}
+	add(checkAbsDir("cniDir", c.CNIDir))
+	if err := checkAbsDir("socketDir", c.SocketDir); err != nil {
+		add(err)
+	} else if p := c.SocketPath(); len(p) > maxSocketPath {
+		add(keyErrorf("socketDir", "socket path %q is %d bytes, longer than the %d a unix socket allows", p, len(p), maxSocketPath))
+	}
+	add(checkAbsDir("statusDir", c.StatusDir))
+	add(checkOptionalAbs("readinessindicatorfile", c.ReadinessIndicatorFile))
+	add(checkOptionalAbs("manifestsDir", c.ManifestsDir))
+
+	add(checkRange("maxConcurrency", int64(c.MaxConcurrency), MinMaxConcurrency, MaxMaxConcurrency))
+	add(checkRange("queueSize", int64(c.QueueSize), MinQueueSize, MaxQueueSize))
+	add(checkRange("maxRequestBytes", c.MaxRequestBytes, MinMaxRequestBytes, MaxMaxRequestBytes))
+	add(checkRange("maxAttachments", int64(c.MaxAttachments), MinMaxAttachments, MaxMaxAttachments))
+	qOK, rOK := c.QueueTimeout > 0, c.RequestTimeout > 0
+	if !qOK {
+		add(keyErrorf("queueTimeout", "must be > 0, got %s", c.QueueTimeout))
+	}
+	if !rOK {
+		add(keyErrorf("requestTimeout", "must be > 0, got %s", c.RequestTimeout))
+	}
+	if qOK && rOK && c.QueueTimeout >= c.RequestTimeout {
+		// The queue wait is part of the request budget; a queue timeout at
+		// or above it could never fire before the request itself times out.
+		add(keyErrorf("queueTimeout", "must be shorter than requestTimeout (%s), got %s", c.RequestTimeout, c.QueueTimeout))
+	}
+
+	errs = append(errs, c.Log.problems()...)
+	return errs
+}
+
+func (l LogConfig) problems() []error {
+	var errs []error
+	if err := checkOptionalAbs("logFile", l.File); err != nil {
+		errs = append(errs, err)
+	}
+	if l.Format != FormatText && l.Format != FormatJSON {
+		errs = append(errs, keyErrorf("logFormat", "must be %q or %q, got %q", FormatText, FormatJSON, l.Format))
+	}
+	for _, f := range []struct {
+		key string
+		v   int
+	}{
+		{"logOptions.maxSize", l.MaxSizeMB},
+		{"logOptions.maxAge", l.MaxAgeDays},
+		{"logOptions.maxBackups", l.MaxBackups},
+	} {
+		if f.v < 0 {
+			errs = append(errs, keyErrorf(f.key, "must be >= 0, got %d", f.v))
+		}
+	}
+	return errs
+}
+
+func checkRange(key string, v, lo, hi int64) error {
+	if v < lo || v > hi {
+		return keyErrorf(key, "must be between %d and %d, got %d", lo, hi, v)
+	}
+	return nil
+}
+
+func checkAbsDir(key, p string) error {
+	if p == "" {
+		return keyErrorf(key, "must be an absolute path, got an empty string")
+	}
+	if !filepath.IsAbs(p) {
+		return keyErrorf(key, "must be an absolute path, got %q", p)
+	}
+	return nil
+}
+
+func checkOptionalAbs(key, p string) error {
+	if p == "" {
+		return nil
+	}
+	return checkAbsDir(key, p)
+}
+
+// checkLabel checks an RFC 1123 DNS label, which is what a Kubernetes
+// namespace name must be.
+func checkLabel(key, s string) error {
+	if msg := dns1123LabelProblem(s); msg != "" {
+		return keyErrorf(key, "%q is not a valid namespace name (DNS-1123 label): %s", s, msg)
+	}
+	return nil
+}
+
+func dns1123LabelProblem(s string) string {
+	if s == "" {
+		return "must not be empty"
+	}
+	if len(s) > 63 {
+		return "must be at most 63 characters"
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+		switch {
+		case alnum:
+		case c == '-' && i != 0 && i != len(s)-1:
+		default:
+			return "must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"
+		}
+	}
+	return ""
+}

@@ -1,0 +1,55 @@
+package daemon
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/plexus-cni/plexus/pkg/netselect"
+)
+
+// fileConfs implements netselect.ConfLoader on the local file system.
+type fileConfs struct{}
+
+var _ netselect.ConfLoader = fileConfs{}
+
+func (fileConfs) ByName(dir, name string) ([]byte, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("conf %q in %s: %w", name, dir, netselect.ErrNotFound)
+	}
+	var files []string
+	for _, e := range entries {
+		switch strings.ToLower(filepath.Ext(e.Name())) {
+		case ".conf", ".conflist", ".json":
+			if e.Type().IsRegular() {
+				files = append(files, filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var probe struct {
+			Name string `json:"name"`
+		}
+		if json.Unmarshal(data, &probe) == nil && probe.Name == name {
+			return data, nil
+		}
+	}
+	return nil, fmt.Errorf("conf %q in %s: %w", name, dir, netselect.ErrNotFound)
+}
+
+func (fileConfs) File(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil, fmt.Errorf("conf file %s: %w", path, netselect.ErrNotFound)
+	}
+	return data, err
+}

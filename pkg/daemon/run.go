@@ -1,0 +1,87 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/plexus-cni/plexus/pkg/config"
+	"github.com/plexus-cni/plexus/pkg/delegate"
+	"github.com/plexus-cni/plexus/pkg/manifest"
+	"github.com/plexus-cni/plexus/pkg/server"
+	"github.com/plexus-cni/plexus/pkg/store"
+)
+
+// ShutdownGrace is how long in-flight requests may finish after ctx ends.
+const ShutdownGrace = 10 * time.Second
+
+// Run serves until ctx ends. ready, if not nil, is closed once the socket
+// is listening.
+func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<- struct{}) error {
+	if os.Geteuid() != 0 {
+		return errors.New("plexusd must run as root")
+	}
+	src, err := newSource(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	inv := delegate.NewInvoker(cfg.BinDirs, cfg.CNIDir, nil)
+	st := store.NewFileStore(store.RecordsDir(cfg.CNIDir))
+	mux := NewMultiplexer(cfg, src, st, inv, logRecorder{log})
+	srv := server.New(mux, log, server.Options{
+		Workers:        cfg.MaxConcurrency,
+		QueueSize:      cfg.QueueSize,
+		QueueTimeout:   cfg.QueueTimeout,
+		RequestTimeout: cfg.RequestTimeout,
+		MaxBodyBytes:   cfg.MaxRequestBytes,
+	})
+	l, err := server.Listen(cfg.SocketPath(), []uint32{0}, log)
+	if err != nil {
+		return err
+	}
+	log.Info("plexusd serving", "socket", cfg.SocketPath(), "clusterNetwork", cfg.ClusterNetwork, "manifestsDir", cfg.ManifestsDir)
+	if ready != nil {
+		close(ready)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownGrace)
+	defer cancel()
+	log.Info("plexusd shutting down")
+	return srv.Shutdown(sctx)
+}
+
+func newSource(ctx context.Context, cfg config.Config, log *slog.Logger) (Source, error) {
+	if cfg.ManifestsDir == "" {
+		return nil, fmt.Errorf("no network source: set manifestsDir (the Kubernetes source is not built yet)")
+	}
+	src, err := manifest.New(cfg.ManifestsDir, cfg.StatusDir, log)
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		if err := src.Watch(ctx); err != nil {
+			log.Error("manifest watch stopped", "err", err)
+		}
+	}()
+	return src, nil
+}
+
+// logRecorder reports pod events as log lines (manifest mode).
+type logRecorder struct{ log *slog.Logger }
+
+func (r logRecorder) Event(ref store.PodRef, warning bool, reason, msg string) {
+	if warning {
+		r.log.Warn(msg, "pod", ref.String(), "reason", reason)
+		return
+	}
+	r.log.Info(msg, "pod", ref.String(), "reason", reason)
+}

@@ -1,0 +1,79 @@
+package delegate
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/types"
+)
+
+// Outcome is the result of one delegate ADD.
+type Outcome struct {
+	Spec   Spec
+	Result types.Result
+}
+
+// RollbackTimeout bounds the DELs run to undo a failed ADD; they get their
+// own context because the ADD's may already be expired.
+const RollbackTimeout = 60 * time.Second
+
+// Add runs ADD for each spec in order. If one fails, DEL runs for it and for
+// every spec before it, in reverse order (CNI spec section 4: a failed
+// delegate is deleted too), and the ADD error is returned, joined with any
+// rollback failure.
+func (in *Invoker) Add(ctx context.Context, t Target, specs []Spec) ([]Outcome, error) {
+	outcomes := make([]Outcome, 0, len(specs))
+	for i := range specs {
+		res, err := in.add(ctx, t, &specs[i])
+		if err != nil {
+			addErr := &PluginError{Network: specs[i].Network, IfName: specs[i].IfName, Op: "ADD", Err: err}
+			if rbErr := in.Rollback(ctx, t, specs[:i+1]); rbErr != nil {
+				return nil, errors.Join(addErr, rbErr)
+			}
+			return nil, addErr
+		}
+		outcomes = append(outcomes, Outcome{Spec: specs[i], Result: res})
+	}
+	return outcomes, nil
+}
+
+// Rollback deletes specs in reverse order with a fresh bounded context that
+// keeps ctx's values but not its deadline.
+func (in *Invoker) Rollback(ctx context.Context, t Target, specs []Spec) error {
+	rbCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RollbackTimeout)
+	defer cancel()
+	if err := in.Del(rbCtx, t, specs); err != nil {
+		return &RollbackError{Err: err}
+	}
+	return nil
+}
+
+// RollbackError wraps failures of the DELs that undo an ADD.
+type RollbackError struct{ Err error }
+
+func (e *RollbackError) Error() string { return "rollback: " + e.Err.Error() }
+func (e *RollbackError) Unwrap() error { return e.Err }
+
+// Del runs DEL for every spec in reverse order, continuing past failures,
+// and returns every failure joined (NPWG spec 7.2).
+func (in *Invoker) Del(ctx context.Context, t Target, specs []Spec) error {
+	var errs []error
+	for i := len(specs) - 1; i >= 0; i-- {
+		if err := in.del(ctx, t, &specs[i]); err != nil {
+			errs = append(errs, &PluginError{Network: specs[i].Network, IfName: specs[i].IfName, Op: "DEL", Err: err})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Check runs CHECK for every spec and joins every failure.
+func (in *Invoker) Check(ctx context.Context, t Target, specs []Spec) error {
+	var errs []error
+	for i := range specs {
+		if err := in.check(ctx, t, &specs[i]); err != nil {
+			errs = append(errs, &PluginError{Network: specs[i].Network, IfName: specs[i].IfName, Op: "CHECK", Err: err})
+		}
+	}
+	return errors.Join(errs...)
+}

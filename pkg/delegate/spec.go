@@ -1,0 +1,30 @@
+package delegate
+
+import "encoding/json"
+
+// Spec is one resolved attachment: everything needed to run ADD, CHECK and
+// DEL for one delegate network in one pod sandbox. A Spec is stored verbatim
+// in the attachment record before the delegate runs, so DEL never needs to
+// re-resolve it (the NAD or the pod may be gone by then).
+type Spec struct {
+	// Network is the display name: "<namespace>/<nad>" for a NAD, or the CNI
+	// network name for a conf file. It is the network-status "name".
+	Network string `json:"network"`
+	// IfName is the interface name inside the sandbox.
+	IfName string `json:"ifName"`
+	// ConfList is the delegate's CNI configuration as a conflist. A single
+	// plugin conf is wrapped into a one-element list; the plugin object's
+	// bytes are kept verbatim so unknown fields survive.
+	ConfList json.RawMessage `json:"confList"`
+	// Args are the CNI_ARGS pairs for this delegate (K8S_* plus, for a
+	// static request, the legacy IP= and MAC=).
+	Args [][2]string `json:"args,omitempty"`
+	// CapabilityArgs are the runtimeConfig values offered to the delegate;
+	// libcni passes each only to plugins that declare the capability.
+	CapabilityArgs map[string]interface{} `json:"capabilityArgs,omitempty"`
+	// Default marks the pod's default (cluster) network attachment.
+	Default bool `json:"default,omitempty"`
+	// DefaultRoute lists the gateways the selection asked to become the
+	// pod's default route(s) through this interface (spec §4.1.2.1.9).
+	DefaultRoute []string `json:"defaultRoute,omitempty"`
+}

@@ -1,0 +1,235 @@
+package manifest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+
+	"github.com/plexus-cni/plexus/pkg/netselect"
+	"github.com/plexus-cni/plexus/pkg/store"
+)
+
+// ErrPodNotFound means no manifest declares the pod.
+var ErrPodNotFound = errors.New("pod not found in manifests")
+
+type key struct{ ns, name string }
+
+type snapshot struct {
+	nads map[key]*nadv1.NetworkAttachmentDefinition
+	pods map[key]*netselect.Pod
+}
+
+// Source serves NADs and pods from a manifest directory.
+type Source struct {
+	dir       string
+	statusDir string
+	log       *slog.Logger
+
+	mu   sync.RWMutex
+	snap snapshot
+}
+
+// New loads dir once. Files that fail to parse are logged and skipped so
+// one bad file does not hide the others.
+func New(dir, statusDir string, log *slog.Logger) (*Source, error) {
+	s := &Source{dir: dir, statusDir: statusDir, log: log}
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("manifestsDir: %w", err)
+	}
+	s.Reload()
+	return s, nil
+}
+
+// Reload re-reads the directory and swaps the snapshot in.
+func (s *Source) Reload() {
+	snap := snapshot{nads: map[key]*nadv1.NetworkAttachmentDefinition{}, pods: map[key]*netselect.Pod{}}
+	files, err := filepath.Glob(filepath.Join(s.dir, "*"))
+	if err != nil {
+		s.log.Error("list manifests", "dir", s.dir, "err", err)
+		return
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		switch strings.ToLower(filepath.Ext(f)) {
+		case ".yaml", ".yml", ".json":
+		default:
+			continue
+		}
+		if err := loadFile(f, &snap); err != nil {
+			s.log.Warn("skipping manifest file", "file", f, "err", err)
+		}
+	}
+	s.mu.Lock()
+	s.snap = snap
+	s.mu.Unlock()
+	s.log.Debug("manifests loaded", "dir", s.dir, "nads", len(snap.nads), "pods", len(snap.pods))
+}
+
+type object struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+}
+
+func loadFile(path string, snap *snapshot) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	for i := 0; ; i++ {
+		var raw map[string]interface{}
+		if err := dec.Decode(&raw); errors.Is(err, io.EOF) {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("document %d: %w", i, err)
+		}
+		if raw == nil {
+			continue
+		}
+		doc, err := yaml.Marshal(raw)
+		if err != nil {
+			return fmt.Errorf("document %d: %w", i, err)
+		}
+		if err := addObject(doc, snap); err != nil {
+			return fmt.Errorf("document %d: %w", i, err)
+		}
+	}
+}
+
+func addObject(doc []byte, snap *snapshot) error {
+	var obj object
+	if err := yaml.Unmarshal(doc, &obj); err != nil {
+		return err
+	}
+	ns := obj.Namespace
+	if ns == "" {
+		ns = "default"
+	}
+	switch obj.Kind {
+	case "NetworkAttachmentDefinition":
+		var nad nadv1.NetworkAttachmentDefinition
+		if err := yaml.Unmarshal(doc, &nad); err != nil {
+			return err
+		}
+		nad.Namespace = ns
+		snap.nads[key{ns, nad.Name}] = &nad
+	case "Pod":
+		snap.pods[key{ns, obj.Name}] = &netselect.Pod{Namespace: ns, Name: obj.Name, UID: string(obj.UID), Annotations: obj.Annotations}
+	}
+	return nil
+}
+
+// Watch reloads on every change in the directory until ctx ends.
+func (s *Source) Watch(ctx context.Context) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watch manifests: %w", err)
+	}
+	defer w.Close()
+	if err := w.Add(s.dir); err != nil {
+		return fmt.Errorf("watch %s: %w", s.dir, err)
+	}
+	var debounce <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev := <-w.Events:
+			s.log.Debug("manifest change", "file", ev.Name, "op", ev.Op.String())
+			debounce = time.After(50 * time.Millisecond)
+		case err := <-w.Errors:
+			s.log.Warn("manifest watch", "err", err)
+		case <-debounce:
+			s.Reload()
+		}
+	}
+}
+
+func (s *Source) lookup(f func(snapshot) bool) {
+	s.mu.RLock()
+	found := f(s.snap)
+	s.mu.RUnlock()
+	if !found {
+		// The watcher may not have caught up with a file just written.
+		s.Reload()
+		s.mu.RLock()
+		f(s.snap)
+		s.mu.RUnlock()
+	}
+}
+
+// GetNAD implements netselect.NADGetter.
+func (s *Source) GetNAD(namespace, name string) (*nadv1.NetworkAttachmentDefinition, error) {
+	var nad *nadv1.NetworkAttachmentDefinition
+	s.lookup(func(sn snapshot) bool { nad = sn.nads[key{namespace, name}]; return nad != nil })
+	if nad == nil {
+		return nil, fmt.Errorf("NetworkAttachmentDefinition %s/%s: %w", namespace, name, netselect.ErrNotFound)
+	}
+	return nad, nil
+}
+
+// Pod returns the pod declared for ref. A UID in the manifest must match
+// ref.UID when both are set.
+func (s *Source) Pod(_ context.Context, ref store.PodRef) (*netselect.Pod, error) {
+	var pod *netselect.Pod
+	s.lookup(func(sn snapshot) bool { pod = sn.pods[key{ref.Namespace, ref.Name}]; return pod != nil })
+	if pod == nil {
+		return nil, fmt.Errorf("pod %s: %w", ref, ErrPodNotFound)
+	}
+	if pod.UID != "" && ref.UID != "" && pod.UID != ref.UID {
+		return nil, fmt.Errorf("pod %s: manifest UID %s does not match K8S_POD_UID %s", ref, pod.UID, ref.UID)
+	}
+	return pod, nil
+}
+
+// StatusPath is where the status of a pod is written.
+func (s *Source) StatusPath(ref store.PodRef) string {
+	return filepath.Join(s.statusDir, ref.Namespace, ref.Name+".json")
+}
+
+// WriteStatus writes the network-status JSON atomically.
+func (s *Source) WriteStatus(_ context.Context, ref store.PodRef, status []byte) error {
+	p := s.StatusPath(ref)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("status dir: %w", err)
+	}
+	return store.WriteFileAtomic(p, status, 0o644)
+}
+
+// ClearStatus removes the status file if it still holds status (it may
+// have been replaced by a newer sandbox of a pod with the same name).
+func (s *Source) ClearStatus(ref store.PodRef, status []byte) error {
+	p := s.StatusPath(ref)
+	cur, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(cur, status) {
+		return nil
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Ready is always nil once New succeeded.
+func (s *Source) Ready() error { return nil }

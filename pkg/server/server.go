@@ -1,0 +1,178 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/plexus-cni/plexus/pkg/api"
+)
+
+// Handler does the work of one CNI request. It returns the encoded result
+// (already in the request's cniVersion) or an error; an error that is a
+// *types.Error or has a CNICode() method keeps its code on the wire.
+type Handler interface {
+	Handle(ctx context.Context, log *slog.Logger, req *api.Request) ([]byte, error)
+	// Ready returns nil when the daemon can serve ADD.
+	Ready() error
+}
+
+// Options are the server's limits.
+type Options struct {
+	Workers        int
+	QueueSize      int
+	QueueTimeout   time.Duration
+	RequestTimeout time.Duration
+	MaxBodyBytes   int64
+}
+
+// Server is the daemon's HTTP-over-unix-socket front end.
+type Server struct {
+	h     Handler
+	log   *slog.Logger
+	opts  Options
+	lim   *limiter
+	locks *keyedMutex
+	http  *http.Server
+}
+
+// New returns a server for h.
+func New(h Handler, log *slog.Logger, opts Options) *Server {
+	s := &Server{h: h, log: log, opts: opts, lim: newLimiter(opts.Workers, opts.QueueSize, opts.QueueTimeout), locks: newKeyedMutex()}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+api.PathCNI, s.serveCNI)
+	mux.HandleFunc("GET "+api.PathHealthz, func(w http.ResponseWriter, _ *http.Request) { writeText(w, http.StatusOK, "ok") })
+	mux.HandleFunc("GET "+api.PathReadyz, s.serveReadyz)
+	s.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      opts.RequestTimeout + 10*time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+	return s
+}
+
+// Serve serves on l until Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	if err := s.http.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Shutdown stops accepting and waits for in-flight requests until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }
+
+func (s *Server) serveReadyz(w http.ResponseWriter, _ *http.Request) {
+	if err := s.h.Ready(); err != nil {
+		writeText(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	writeText(w, http.StatusOK, "ok")
+}
+
+func (s *Server) serveCNI(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	log := s.log.With("req", newRequestID())
+	req, err := api.DecodeRequest(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes), s.opts.MaxBodyBytes)
+	if err != nil {
+		log.Warn("bad request", "err", err)
+		writeResponse(w, log, &api.Response{Error: types.NewError(types.ErrDecodingFailure, "plexusd: cannot decode request", err.Error())})
+		return
+	}
+	log = log.With("command", req.Command, "container", req.ContainerID, "ifname", req.IfName, "netns", req.Netns)
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
+	defer cancel()
+
+	result, err := s.run(ctx, log, req)
+	resp := &api.Response{Result: result}
+	if err != nil {
+		resp.Error = ToCNIError(err)
+		log.Error("request failed", "code", resp.Error.Code, "err", err, "ms", time.Since(start).Milliseconds())
+	} else {
+		log.Info("request done", "ms", time.Since(start).Milliseconds())
+	}
+	writeResponse(w, log, resp)
+}
+
+// run serializes on the container ID, then waits for a worker slot.
+func (s *Server) run(ctx context.Context, log *slog.Logger, req *api.Request) ([]byte, error) {
+	if req.ContainerID != "" {
+		unlock, err := s.locks.lock(ctx, req.ContainerID)
+		if err != nil {
+			return nil, busyError(err)
+		}
+		defer unlock()
+	}
+	release, err := s.lim.acquire(ctx)
+	if err != nil {
+		return nil, busyError(err)
+	}
+	defer release()
+	return s.h.Handle(ctx, log, req)
+}
+
+func busyError(err error) error {
+	return types.NewError(types.ErrTryAgainLater, "plexusd is busy, try again later", err.Error())
+}
+
+// ToCNIError keeps a CNI code if the error carries one, else uses 999
+// (generic failure, CNI spec error table "100+ plugin specific").
+func ToCNIError(err error) *types.Error {
+	var te *types.Error
+	if errors.As(err, &te) && te == err {
+		return te
+	}
+	code := uint(999)
+	var coded interface{ CNICode() uint }
+	switch {
+	case errors.As(err, &coded):
+		code = coded.CNICode()
+	case te != nil:
+		// A wrapped CNI error: keep its code, and the context around it.
+		return types.NewError(te.Code, err.Error(), te.Details)
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		code = types.ErrTryAgainLater
+	case errors.Is(err, api.ErrBadRequest):
+		code = types.ErrDecodingFailure
+	}
+	return types.NewError(code, err.Error(), "")
+}
+
+func writeResponse(w http.ResponseWriter, log *slog.Logger, resp *api.Response) {
+	data, err := json.Marshal(resp)
+	if err != nil {
+		log.Error("encode response", "err", err)
+		data = []byte(`{"error":{"code":999,"msg":"plexusd: cannot encode response"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	if _, err := w.Write(data); err != nil {
+		log.Warn("write response", "err", err)
+	}
+}
+
+func writeText(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	fmt.Fprintln(w, msg)
+}
+
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,187 @@
+package shim
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/plexus-cni/plexus/pkg/api"
+	"github.com/plexus-cni/plexus/pkg/delegate"
+	"github.com/plexus-cni/plexus/pkg/detach"
+	"github.com/plexus-cni/plexus/pkg/store"
+)
+
+// Defaults for the shim's CNI config keys.
+const (
+	DefaultConnectTimeout = 2 * time.Second
+	DefaultRequestTimeout = 115 * time.Second
+	DefaultCNIDir         = "/var/lib/cni/plexus"
+	DefaultBinDir         = "/opt/cni/bin"
+)
+
+// CodeNotAvailable is the CNI STATUS code "plugin cannot service ADD"
+// (CNI spec 1.1, STATUS section).
+const CodeNotAvailable uint = 50
+
+// NetConf is the shim's own CNI config: the standard keys plus where to
+// find the daemon.
+type NetConf struct {
+	types.PluginConf
+	SocketPath     string `json:"socketPath,omitempty"`
+	ConnectTimeout string `json:"connectTimeout,omitempty"`
+	RequestTimeout string `json:"requestTimeout,omitempty"`
+	CNIDir         string `json:"cniDir,omitempty"`
+	BinDir         string `json:"binDir,omitempty"`
+}
+
+type settings struct {
+	socket         string
+	connectTimeout time.Duration
+	requestTimeout time.Duration
+	cniDir         string
+	binDir         string
+}
+
+func loadSettings(stdin []byte) (*settings, error) {
+	var c NetConf
+	if err := json.Unmarshal(stdin, &c); err != nil {
+		return nil, types.NewError(types.ErrDecodingFailure, "plexus: cannot decode config", err.Error())
+	}
+	s := &settings{socket: api.DefaultSocketPath, connectTimeout: DefaultConnectTimeout, requestTimeout: DefaultRequestTimeout, cniDir: DefaultCNIDir, binDir: DefaultBinDir}
+	if c.SocketPath != "" {
+		s.socket = c.SocketPath
+	}
+	if c.CNIDir != "" {
+		s.cniDir = c.CNIDir
+	}
+	if c.BinDir != "" {
+		s.binDir = c.BinDir
+	}
+	for _, d := range []struct {
+		key string
+		val string
+		dst *time.Duration
+	}{{"connectTimeout", c.ConnectTimeout, &s.connectTimeout}, {"requestTimeout", c.RequestTimeout, &s.requestTimeout}} {
+		if d.val == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.val)
+		if err != nil || v <= 0 {
+			return nil, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("plexus: invalid %s %q", d.key, d.val), "")
+		}
+		*d.dst = v
+	}
+	return s, nil
+}
+
+// Funcs returns the skel callbacks. out receives results (os.Stdout).
+func Funcs(out io.Writer) skel.CNIFuncs {
+	call := func(cmd api.Command) func(*skel.CmdArgs) error {
+		return func(a *skel.CmdArgs) error { return Run(context.Background(), cmd, a, out) }
+	}
+	return skel.CNIFuncs{Add: call(api.CmdAdd), Del: call(api.CmdDel), Check: call(api.CmdCheck), Status: call(api.CmdStatus), GC: call(api.CmdGC)}
+}
+
+// Run performs one CNI command against the daemon.
+func Run(ctx context.Context, cmd api.Command, a *skel.CmdArgs, out io.Writer) error {
+	s, err := loadSettings(a.StdinData)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.requestTimeout)
+	defer cancel()
+	req := &api.Request{Command: cmd, ContainerID: a.ContainerID, Netns: a.Netns, IfName: a.IfName, Args: a.Args, Path: a.Path, Config: a.StdinData}
+	resp, err := send(ctx, s, req)
+	if err != nil {
+		return unreachable(ctx, s, cmd, a, err)
+	}
+	if resp.Error != nil {
+		return resp.Error
+	}
+	if len(resp.Result) > 0 {
+		if _, err := out.Write(resp.Result); err != nil {
+			return types.NewError(types.ErrIOFailure, "plexus: write result", err.Error())
+		}
+	}
+	return nil
+}
+
+// transportError marks a failure to talk to the daemon at all.
+type transportError struct{ err error }
+
+func (e *transportError) Error() string { return e.err.Error() }
+func (e *transportError) Unwrap() error { return e.err }
+
+func send(ctx context.Context, s *settings, req *api.Request) (*api.Response, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	dialer := &net.Dialer{Timeout: s.connectTimeout}
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return dialer.DialContext(ctx, "unix", s.socket)
+		},
+		DisableKeepAlives: true,
+	}}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://plexusd"+api.PathCNI, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	hresp, err := client.Do(hreq)
+	if err != nil {
+		return nil, &transportError{err}
+	}
+	defer hresp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(hresp.Body, 16<<20))
+	if err != nil {
+		return nil, &transportError{err}
+	}
+	if hresp.StatusCode != http.StatusOK {
+		return nil, &transportError{fmt.Errorf("HTTP %d: %s", hresp.StatusCode, bytes.TrimSpace(data))}
+	}
+	var resp api.Response
+	if err := json.Unmarshal(data, &resp); err != nil {
+		return nil, &transportError{fmt.Errorf("decode daemon response: %w", err)}
+	}
+	return &resp, nil
+}
+
+// unreachable maps a transport failure to the CNI answer for cmd.
+func unreachable(ctx context.Context, s *settings, cmd api.Command, a *skel.CmdArgs, err error) error {
+	msg := fmt.Sprintf("plexus: daemon unreachable at %s", s.socket)
+	switch cmd {
+	case api.CmdStatus:
+		return types.NewError(CodeNotAvailable, msg, err.Error())
+	case api.CmdDel:
+		if derr := replayDel(ctx, s, a); derr != nil {
+			return types.NewError(types.ErrTryAgainLater, msg+"; DEL from the attachment record failed", derr.Error())
+		}
+		return nil
+	}
+	return types.NewError(types.ErrTryAgainLater, msg, err.Error())
+}
+
+// replayDel runs the DEL from the attachment record in this process.
+func replayDel(ctx context.Context, s *settings, a *skel.CmdArgs) error {
+	if err := store.ValidContainerID(a.ContainerID); err != nil {
+		return err
+	}
+	inv := delegate.NewInvoker([]string{s.binDir}, s.cniDir, nil)
+	st := store.NewFileStore(store.RecordsDir(s.cniDir))
+	_, err := detach.Detach(ctx, inv, st, a.ContainerID, a.Netns, a.Path)
+	if err == nil {
+		fmt.Fprintf(os.Stderr, "plexus: daemon unreachable at %s; DEL of %s done from the attachment record\n", s.socket, a.ContainerID)
+	}
+	return err
+}

@@ -1,0 +1,211 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/plexus-cni/plexus/pkg/delegate"
+)
+
+// RecordVersion is the on-disk format version of a Record.
+const RecordVersion = 1
+
+// ErrNotFound means there is no record for the container.
+var ErrNotFound = errors.New("attachment record not found")
+
+// ErrCorrupt means a record exists but cannot be decoded.
+var ErrCorrupt = errors.New("attachment record corrupt")
+
+// PodRef identifies the pod a sandbox belongs to.
+type PodRef struct {
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name,omitempty"`
+	UID       string `json:"uid,omitempty"`
+}
+
+// String returns "namespace/name".
+func (p PodRef) String() string { return p.Namespace + "/" + p.Name }
+
+// Record is everything Plexus attached (or is about to attach) to one sandbox.
+type Record struct {
+	Version     int             `json:"version"`
+	ContainerID string          `json:"containerID"`
+	Netns       string          `json:"netns"`
+	IfName      string          `json:"ifName"`
+	Pod         PodRef          `json:"pod"`
+	Attachments []delegate.Spec `json:"attachments"`
+	// Complete is set once every delegate ADD and the status write succeeded.
+	Complete bool `json:"complete,omitempty"`
+	// Status is the network-status written for this sandbox (manifest mode
+	// removes it on DEL only if it is still this sandbox's).
+	Status json.RawMessage `json:"status,omitempty"`
+}
+
+// Store persists records by container ID.
+type Store interface {
+	Save(r *Record) error
+	Load(containerID string) (*Record, error)
+	Delete(containerID string) error
+	List() ([]string, error)
+}
+
+var _ Store = (*FileStore)(nil)
+
+// FileStore keeps one JSON file per container under Dir, written with
+// temp file + fsync + rename + directory fsync.
+type FileStore struct {
+	Dir string
+}
+
+// NewFileStore returns a store rooted at dir (created 0700 on first save).
+func NewFileStore(dir string) *FileStore { return &FileStore{Dir: dir} }
+
+// RecordsDir is where records live under the CNI cache dir.
+func RecordsDir(cniDir string) string { return filepath.Join(cniDir, "attachments") }
+
+var containerIDRe = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`)
+
+// ValidContainerID reports whether id is safe to use as a file name (CNI
+// spec container ID rule).
+func ValidContainerID(id string) error {
+	if len(id) > 256 || !containerIDRe.MatchString(id) {
+		return fmt.Errorf("invalid container ID %q", id)
+	}
+	return nil
+}
+
+func (s *FileStore) path(id string) (string, error) {
+	if err := ValidContainerID(id); err != nil {
+		return "", err
+	}
+	return filepath.Join(s.Dir, id+".json"), nil
+}
+
+// Save writes r atomically.
+func (s *FileStore) Save(r *Record) error {
+	p, err := s.path(r.ContainerID)
+	if err != nil {
+		return err
+	}
+	r.Version = RecordVersion
+	data, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode record %s: %w", r.ContainerID, err)
+	}
+	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+		return fmt.Errorf("create record dir: %w", err)
+	}
+	return WriteFileAtomic(p, data, 0o600)
+}
+
+// Load reads the record of id. Missing → ErrNotFound; undecodable → ErrCorrupt.
+func (s *FileStore) Load(id string) (*Record, error) {
+	p, err := s.path(id)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read record %s: %w", id, err)
+	}
+	var r Record
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w: %w", p, ErrCorrupt, err)
+	}
+	if r.Version != RecordVersion || r.ContainerID != id {
+		return nil, fmt.Errorf("%s: %w: version %d container %q", p, ErrCorrupt, r.Version, r.ContainerID)
+	}
+	return &r, nil
+}
+
+// Delete removes the record of id; a missing record is not an error.
+func (s *FileStore) Delete(id string) error {
+	p, err := s.path(id)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("delete record %s: %w", id, err)
+	}
+	return syncDir(s.Dir)
+}
+
+// List returns the container IDs that have a record, sorted.
+func (s *FileStore) List() ([]string, error) {
+	entries, err := os.ReadDir(s.Dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list records: %w", err)
+	}
+	var ids []string
+	for _, e := range entries {
+		name := e.Name()
+		if e.Type().IsRegular() && strings.HasSuffix(name, ".json") {
+			ids = append(ids, strings.TrimSuffix(name, ".json"))
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// WriteFileAtomic writes data to path via a temp file in the same directory,
+// fsyncs it, renames it over path and fsyncs the directory, so a reader (or
+// a reboot) sees either the old or the new content, never a torn file.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	committed := false
+	defer func() {
+		if !committed {
+			_ = f.Close()      // best effort: already failing
+			_ = os.Remove(tmp) // best effort: already failing
+		}
+	}()
+	if err := f.Chmod(perm); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("rename %s: %w", path, err)
+	}
+	committed = true
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open dir %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	return nil
+}
