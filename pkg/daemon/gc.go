@@ -10,7 +10,6 @@ import (
 
 	"github.com/plexus-cni/plexus/pkg/api"
 	"github.com/plexus-cni/plexus/pkg/delegate"
-	"github.com/plexus-cni/plexus/pkg/detach"
 )
 
 // collect implements CNI GC: every recorded sandbox the runtime no longer
@@ -35,7 +34,7 @@ func (m *Multiplexer) collect(ctx context.Context, log *slog.Logger, req *api.Re
 	for _, id := range ids {
 		if !valid[id] {
 			log.Info("GC: removing stale attachment", "stale", id)
-			if _, err := detach.Detach(ctx, m.inv, m.store, id, "", req.Path); err != nil {
+			if err := m.detach(ctx, id, "", req.Path); err != nil {
 				errs = append(errs, fmt.Errorf("GC %s: %w", id, err))
 			}
 			continue

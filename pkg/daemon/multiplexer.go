@@ -232,7 +232,12 @@ func (m *Multiplexer) forget(log *slog.Logger, containerID string, cause error) 
 func (m *Multiplexer) del(ctx context.Context, req *api.Request) error {
 	m.gc.RLock()
 	defer m.gc.RUnlock()
-	rec, err := detach.Detach(ctx, m.inv, m.store, req.ContainerID, req.Netns, req.Path)
+	return m.detach(ctx, req.ContainerID, req.Netns, req.Path)
+}
+
+// detach tears a sandbox down from its record and forgets its status.
+func (m *Multiplexer) detach(ctx context.Context, containerID, netns, cniPath string) error {
+	rec, err := detach.Detach(ctx, m.inv, m.store, containerID, netns, cniPath)
 	if err != nil {
 		return err
 	}

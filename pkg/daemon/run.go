@@ -24,12 +24,12 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<- 
 	if os.Geteuid() != 0 {
 		return errors.New("plexusd must run as root")
 	}
-	src, err := newSource(ctx, cfg, log)
+	st := store.NewFileStore(store.RecordsDir(cfg.CNIDir))
+	src, err := newSource(ctx, cfg, log, st)
 	if err != nil {
 		return err
 	}
 	inv := delegate.NewInvoker(cfg.BinDirs, cfg.CNIDir, nil)
-	st := store.NewFileStore(store.RecordsDir(cfg.CNIDir))
 	mux := NewMultiplexer(cfg, src, st, inv, logRecorder{log})
 	srv := server.New(mux, log, server.Options{
 		Workers:        cfg.MaxConcurrency,
@@ -59,13 +59,16 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<- 
 	return srv.Shutdown(sctx)
 }
 
-func newSource(ctx context.Context, cfg config.Config, log *slog.Logger) (Source, error) {
+func newSource(ctx context.Context, cfg config.Config, log *slog.Logger, st store.Store) (Source, error) {
 	if cfg.ManifestsDir == "" {
 		return nil, fmt.Errorf("no network source: set manifestsDir (the Kubernetes source is not built yet)")
 	}
 	src, err := manifest.New(cfg.ManifestsDir, cfg.StatusDir, log)
 	if err != nil {
 		return nil, err
+	}
+	if err := src.SweepStatus(recordedPods(st, log)); err != nil {
+		log.Warn("sweep status files", "err", err)
 	}
 	go func() {
 		if err := src.Watch(ctx); err != nil {
@@ -84,4 +87,22 @@ func (r logRecorder) Event(ref store.PodRef, warning bool, reason, msg string) {
 		return
 	}
 	r.log.Info(msg, "pod", ref.String(), "reason", reason)
+}
+
+// recordedPods are the pods that still have an attachment record.
+func recordedPods(st store.Store, log *slog.Logger) map[store.PodRef]bool {
+	keep := map[store.PodRef]bool{}
+	ids, err := st.List()
+	if err != nil {
+		log.Warn("list attachment records", "err", err)
+	}
+	for _, id := range ids {
+		rec, err := st.Load(id)
+		if err != nil {
+			log.Warn("unreadable attachment record", "container", id, "err", err)
+			continue
+		}
+		keep[store.PodRef{Namespace: rec.Pod.Namespace, Name: rec.Pod.Name}] = true
+	}
+	return keep
 }

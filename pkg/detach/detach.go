@@ -19,7 +19,7 @@ import (
 // containerID, then removes the record. A missing record means nothing was
 // attached: success. If any delegate DEL fails the record is kept (so the
 // runtime's retry, or GC, can finish the job) and the joined errors are
-// returned. netns is the runtime's (it may be empty on DEL).
+// returned. netns is the runtime's; when empty the recorded one is used.
 //
 // A record that exists but cannot be decoded falls back to libcni's result
 // cache, which holds each completed attachment's config and arguments.
@@ -32,6 +32,11 @@ func Detach(ctx context.Context, inv *delegate.Invoker, st store.Store, containe
 		return nil, fromCache(ctx, inv, st, containerID, netns, cniPath, err)
 	case err != nil:
 		return nil, err
+	}
+	if netns == "" {
+		// The runtime may omit the netns on DEL; the recorded one lets
+		// plugins clean inside it if it still exists.
+		netns = rec.Netns
 	}
 	t := delegate.Target{ContainerID: containerID, Netns: netns, CNIPath: cniPath}
 	if err := inv.Del(ctx, t, rec.Attachments); err != nil {

@@ -233,3 +233,37 @@ func (s *Source) ClearStatus(ref store.PodRef, status []byte) error {
 
 // Ready is always nil once New succeeded.
 func (s *Source) Ready() error { return nil }
+
+// SweepStatus removes status files of pods that have no sandbox left
+// (keep lists the pods that do). It runs at daemon start: a DEL the shim
+// replayed while the daemon was down could not remove the status file.
+func (s *Source) SweepStatus(keep map[store.PodRef]bool) error {
+	nsDirs, err := os.ReadDir(s.statusDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, d := range nsDirs {
+		if !d.IsDir() {
+			continue
+		}
+		entries, err := os.ReadDir(filepath.Join(s.statusDir, d.Name()))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, f := range entries {
+			name, ok := strings.CutSuffix(f.Name(), ".json")
+			if !ok || keep[store.PodRef{Namespace: d.Name(), Name: name}] {
+				continue
+			}
+			if err := os.Remove(filepath.Join(s.statusDir, d.Name(), f.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

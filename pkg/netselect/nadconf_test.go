@@ -98,6 +98,7 @@ func TestNormalizeConfListErrors(t *testing.T) {
 		{"list ipam type with slash", `{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"x","ipam":{"type":"a/b"}}]}`, "d", "plugins[0].ipam.type", nil},
 		{"ipam not object", `{"cniVersion":"1.0.0","type":"macvlan","ipam":"host-local"}`, "d", "ipam", nil},
 		{"duplicate type", `{"cniVersion":"1.0.0","type":"ok","type":"../x"}`, "d", "type", []string{"duplicate"}},
+		{"escaped duplicate type", `{"cniVersion":"1.0.0","type":"ok","typ\u0065":"../x"}`, "d", "type", []string{"duplicate"}},
 		{"case-variant type", `{"cniVersion":"1.0.0","type":"ok","Type":"../x"}`, "d", "Type", []string{`spelled "type"`}},
 		{"case-variant ipam type", `{"cniVersion":"1.0.0","type":"ok","ipam":{"type":"a","TYPE":"../x"}}`, "d", "ipam.TYPE", nil},
 		{"reserved runtimeConfig", `{"cniVersion":"1.0.0","type":"x","runtimeConfig":{}}`, "d", "runtimeConfig", []string{"reserved"}},
