@@ -103,21 +103,9 @@ func Resolve(opts Options, req Request, nads NADGetter, confs ConfLoader) ([]del
 	if err := ValidateIfName(req.RuntimeIfName); err != nil {
 		return nil, &SelectionError{Element: "CNI_IFNAME", Reason: err.Error()}
 	}
-	var elements []nadv1.NetworkSelectionElement
-	var override *nadv1.NetworkSelectionElement
-	if p := req.Pod; p != nil {
-		r.pod = p
-		r.podRef = p.Namespace + "/" + p.Name
-		if p.Namespace == "" {
-			return nil, r.fail(&SelectionError{Reason: "pod has no namespace"})
-		}
-		var err error
-		if elements, err = ParseNetworksLimit(p.Annotations[NetworksAnnotation], p.Namespace, r.opts.MaxAttachments); err != nil {
-			return nil, r.fail(err)
-		}
-		if override, err = ParseDefaultNetwork(p.Annotations[DefaultNetworkAnnotation], r.opts.PlexusNamespace); err != nil {
-			return nil, r.fail(err)
-		}
+	elements, override, err := r.readPod(req.Pod)
+	if err != nil {
+		return nil, err
 	}
 	defaults := r.opts.DefaultNetworks
 	if r.pod != nil && slices.Contains(r.opts.SystemNamespaces, r.pod.Namespace) {
@@ -130,31 +118,16 @@ func Resolve(opts Options, req Request, nads NADGetter, confs ConfLoader) ([]del
 	}
 
 	// Cheap checks on the request itself come before any lookup.
-	labels := make([]string, 0, len(defaults)+len(elements))
-	requested := make([]string, 0, len(defaults)+len(elements))
-	for i, d := range defaults {
-		labels = append(labels, fmt.Sprintf("defaultNetworks[%d] %q", i, d))
-		requested = append(requested, "")
-	}
-	for i, el := range elements {
-		labels = append(labels, elementLabel("networks", i, el.Name))
-		requested = append(requested, el.InterfaceRequest)
-	}
-	ifNames, err := AssignIfNames(req.RuntimeIfName, requested)
+	labels, ifNames, err := r.nameInterfaces(req.RuntimeIfName, defaults, elements)
 	if err != nil {
-		return nil, r.fail(ifNameError(err, labels, req.RuntimeIfName))
+		return nil, err
 	}
 	if err := r.checkGateways(override, elements); err != nil {
 		return nil, err
 	}
 
-	specs := make([]delegate.Spec, 0, 1+len(defaults)+len(elements))
-	var def delegate.Spec
-	if override != nil {
-		def, err = r.selected(*override, DefaultNetworkAnnotation)
-	} else {
-		def, err = r.configured(r.opts.ClusterNetwork, "clusterNetwork")
-	}
+	specs := make([]delegate.Spec, 0, 1+len(labels))
+	def, err := r.defaultNetwork(override)
 	if err != nil {
 		return nil, err
 	}
@@ -197,6 +170,57 @@ type resolver struct {
 	confs  ConfLoader
 	pod    *Pod   // nil without K8S_POD_* args
 	podRef string // "ns/name" or ""
+}
+
+// readPod parses the pod's selection annotations; a nil pod selects
+// nothing.
+func (r *resolver) readPod(p *Pod) ([]nadv1.NetworkSelectionElement, *nadv1.NetworkSelectionElement, error) {
+	if p == nil {
+		return nil, nil, nil
+	}
+	r.pod = p
+	r.podRef = p.Namespace + "/" + p.Name
+	if p.Namespace == "" {
+		return nil, nil, r.fail(&SelectionError{Reason: "pod has no namespace"})
+	}
+	elements, err := ParseNetworksLimit(p.Annotations[NetworksAnnotation], p.Namespace, r.opts.MaxAttachments)
+	if err != nil {
+		return nil, nil, r.fail(err)
+	}
+	override, err := ParseDefaultNetwork(p.Annotations[DefaultNetworkAnnotation], r.opts.PlexusNamespace)
+	if err != nil {
+		return nil, nil, r.fail(err)
+	}
+	return elements, override, nil
+}
+
+// nameInterfaces labels the non-default attachments for error messages and
+// assigns their interface names.
+func (r *resolver) nameInterfaces(runtimeIfName string, defaults []string, elements []nadv1.NetworkSelectionElement) (labels, ifNames []string, err error) {
+	labels = make([]string, 0, len(defaults)+len(elements))
+	requested := make([]string, 0, len(defaults)+len(elements))
+	for i, d := range defaults {
+		labels = append(labels, fmt.Sprintf("defaultNetworks[%d] %q", i, d))
+		requested = append(requested, "")
+	}
+	for i, el := range elements {
+		labels = append(labels, elementLabel("networks", i, el.Name))
+		requested = append(requested, el.InterfaceRequest)
+	}
+	ifNames, err = AssignIfNames(runtimeIfName, requested)
+	if err != nil {
+		return nil, nil, r.fail(ifNameError(err, labels, runtimeIfName))
+	}
+	return labels, ifNames, nil
+}
+
+// defaultNetwork resolves attachment 0: the pod's override if any, else
+// the cluster network.
+func (r *resolver) defaultNetwork(override *nadv1.NetworkSelectionElement) (delegate.Spec, error) {
+	if override != nil {
+		return r.selected(*override, DefaultNetworkAnnotation)
+	}
+	return r.configured(r.opts.ClusterNetwork, "clusterNetwork")
 }
 
 // fail stamps the pod onto a SelectionError.
@@ -391,7 +415,7 @@ func (r *resolver) configured(ref, label string) (delegate.Spec, error) {
 		if err != nil {
 			return delegate.Spec{}, r.relabel(withSource(err, "", ref), label)
 		}
-		return confSpec(confList), nil
+		return r.confSpec(confList, label)
 	}
 	if len(validation.IsDNS1123Subdomain(ref)) == 0 {
 		nad, found, err := r.getNAD(r.opts.PlexusNamespace, ref)
@@ -426,15 +450,17 @@ func (r *resolver) configured(ref, label string) (delegate.Spec, error) {
 	if err != nil {
 		return delegate.Spec{}, r.relabel(withSource(err, "", "confDir"), label)
 	}
-	return confSpec(confList), nil
+	return r.confSpec(confList, label)
 }
 
 // confSpec makes the Spec of a conf-file network: its display name is the
 // conf's own name.
-func confSpec(confList []byte) delegate.Spec {
+func (r *resolver) confSpec(confList []byte, label string) (delegate.Spec, error) {
 	var head struct {
 		Name string `json:"name"`
 	}
-	_ = json.Unmarshal(confList, &head) // normalized: always has a string name
-	return delegate.Spec{Network: head.Name, ConfList: json.RawMessage(confList)}
+	if err := json.Unmarshal(confList, &head); err != nil {
+		return delegate.Spec{}, r.fail(&SelectionError{Element: label, Reason: "reading the network name", Err: err})
+	}
+	return delegate.Spec{Network: head.Name, ConfList: json.RawMessage(confList)}, nil
 }

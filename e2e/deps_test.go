@@ -1,0 +1,58 @@
+package e2e
+
+import (
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// The dependency rules of the package layout, checked with go list -deps so
+// they cannot rot (STYLE.md §1).
+func TestDependencyRules(t *testing.T) {
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	deps := func(pkg string) []string {
+		t.Helper()
+		cmd := exec.Command(goBin, "list", "-deps", pkg)
+		cmd.Dir = root
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v", pkg, err)
+		}
+		return strings.Fields(string(out))
+	}
+	const mod = "github.com/plexus-cni/plexus/"
+	rules := []struct {
+		pkg       string
+		forbidden []string
+		onlyOwn   []string // if set, the only module packages allowed
+	}{
+		{"./cmd/thin-plugin", []string{"k8s.io/", "github.com/vishvananda/netlink", "sigs.k8s.io/"},
+			[]string{"cmd/thin-plugin", "pkg/shim", "pkg/api", "pkg/buildinfo", "pkg/store", "pkg/delegate", "pkg/detach"}},
+		{"./pkg/server", []string{"k8s.io/"}, []string{"pkg/server", "pkg/api"}},
+		{"./pkg/delegate", []string{"k8s.io/client-go", "github.com/vishvananda/netlink"}, nil},
+		{"./pkg/netselect", []string{"k8s.io/client-go", "github.com/vishvananda/netlink"}, nil},
+		{"./pkg/netstatus", []string{"k8s.io/client-go"}, nil},
+	}
+	for _, r := range rules {
+		t.Run(r.pkg, func(t *testing.T) {
+			for _, d := range deps(r.pkg) {
+				for _, f := range r.forbidden {
+					if strings.HasPrefix(d, f) {
+						t.Errorf("%s depends on %s", r.pkg, d)
+					}
+				}
+				if own, ok := strings.CutPrefix(d, mod); ok && r.onlyOwn != nil {
+					allowed := false
+					for _, a := range r.onlyOwn {
+						allowed = allowed || own == a
+					}
+					if !allowed {
+						t.Errorf("%s depends on %s", r.pkg, d)
+					}
+				}
+			}
+		})
+	}
+}
