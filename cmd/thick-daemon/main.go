@@ -21,6 +21,8 @@ func main() {
 
 func run() int {
 	cfgPath := flag.String("config", "/etc/plexus/plexusd.json", "daemon config file (JSON)")
+	kubeconfig := flag.String("kubeconfig", "", "kubeconfig file (default: in-cluster config)")
+	nodeName := flag.String("node-name", os.Getenv("NODE_NAME"), "this node's name (default: $NODE_NAME)")
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
 	if *showVersion {
@@ -40,7 +42,7 @@ func run() int {
 	defer closer.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := daemon.Run(ctx, cfg, log, nil); err != nil {
+	if err := daemon.Run(ctx, cfg, daemon.Flags{Kubeconfig: *kubeconfig, NodeName: *nodeName}, log); err != nil {
 		log.Error("plexusd failed", "err", err)
 		return 1
 	}

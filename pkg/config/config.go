@@ -78,6 +78,15 @@ type Config struct {
 	MaxRequestBytes int64
 	// MaxAttachments bounds the attachments (networks) of one pod.
 	MaxAttachments int
+	// APIQPS and APIBurst limit the Kubernetes client (pod and NAD reads,
+	// the network-status patch).
+	APIQPS   int
+	APIBurst int
+	// EventQPS limits the separate client that records Events.
+	EventQPS int
+	// PodWaitTimeout bounds how long an ADD waits for the pod informer to
+	// catch up before one live GET.
+	PodWaitTimeout time.Duration
 	// Log configures the daemon's logger (see package logging).
 	Log LogConfig
 }
@@ -125,6 +134,10 @@ func Default() Config {
 		RequestTimeout:     110 * time.Second,
 		MaxRequestBytes:    1 << 20,
 		MaxAttachments:     32,
+		APIQPS:             50,
+		APIBurst:           100,
+		EventQPS:           5,
+		PodWaitTimeout:     3 * time.Second,
 		Log: LogConfig{
 			Level:      slog.LevelInfo,
 			ToStderr:   true,
@@ -202,6 +215,12 @@ func (c Config) problems() []error {
 	add(checkRange("queueSize", int64(c.QueueSize), MinQueueSize, MaxQueueSize))
 	add(checkRange("maxRequestBytes", c.MaxRequestBytes, MinMaxRequestBytes, MaxMaxRequestBytes))
 	add(checkRange("maxAttachments", int64(c.MaxAttachments), MinMaxAttachments, MaxMaxAttachments))
+	add(checkRange("apiQPS", int64(c.APIQPS), 1, 10000))
+	add(checkRange("apiBurst", int64(c.APIBurst), 1, 10000))
+	add(checkRange("eventQPS", int64(c.EventQPS), 1, 1000))
+	if c.PodWaitTimeout <= 0 {
+		add(keyErrorf("podWaitTimeout", "must be > 0, got %s", c.PodWaitTimeout))
+	}
 	qOK, rOK := c.QueueTimeout > 0, c.RequestTimeout > 0
 	if !qOK {
 		add(keyErrorf("queueTimeout", "must be > 0, got %s", c.QueueTimeout))

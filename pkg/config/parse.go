@@ -109,6 +109,10 @@ func (w *wire) resolve() (Config, []error) {
 	setInt(&c.MaxConcurrency, w.MaxConcurrency)
 	setInt(&c.QueueSize, w.QueueSize)
 	setInt(&c.MaxAttachments, w.MaxAttachments)
+	setInt(&c.APIQPS, w.APIQPS)
+	setInt(&c.APIBurst, w.APIBurst)
+	setInt(&c.EventQPS, w.EventQPS)
+	errs = appendErr(errs, setDuration(&c.PodWaitTimeout, "podWaitTimeout", w.PodWaitTimeout))
 	if w.MaxRequestBytes != nil {
 		c.MaxRequestBytes = *w.MaxRequestBytes
 	}

@@ -40,6 +40,10 @@ type wire struct {
 	RequestTimeout         *durationString `json:"requestTimeout"`
 	MaxRequestBytes        *int64          `json:"maxRequestBytes"`
 	MaxAttachments         *int            `json:"maxAttachments"`
+	APIQPS                 *int            `json:"apiQPS"`
+	APIBurst               *int            `json:"apiBurst"`
+	EventQPS               *int            `json:"eventQPS"`
+	PodWaitTimeout         *durationString `json:"podWaitTimeout"`
 }
 
 // wireLogOptions is the Multus logOptions object.
@@ -88,6 +92,10 @@ func (w *wire) fields() map[string]any {
 		"requestTimeout":         &w.RequestTimeout,
 		"maxRequestBytes":        &w.MaxRequestBytes,
 		"maxAttachments":         &w.MaxAttachments,
+		"apiQPS":                 &w.APIQPS,
+		"apiBurst":               &w.APIBurst,
+		"eventQPS":               &w.EventQPS,
+		"podWaitTimeout":         &w.PodWaitTimeout,
 	}
 }
 

@@ -100,3 +100,19 @@ func (c *netConf) runtimeCapabilities() map[string]interface{} {
 	}
 	return out
 }
+
+// podAnnotations returns the pod's annotations as the runtime passed them in
+// runtimeConfig, or nil when it did not.
+func (c *netConf) podAnnotations() map[string]string {
+	raw, ok := c.RuntimeConfig[podAnnotationsKey].(map[string]interface{})
+	if !ok {
+		return nil
+	}
+	out := make(map[string]string, len(raw))
+	for k, v := range raw {
+		if s, ok := v.(string); ok {
+			out[k] = s
+		}
+	}
+	return out
+}

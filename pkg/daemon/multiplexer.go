@@ -103,7 +103,11 @@ func (m *Multiplexer) add(ctx context.Context, log *slog.Logger, req *api.Reques
 		return nil, types.NewError(types.ErrTryAgainLater, "plexusd not ready", err.Error())
 	}
 	ref, hasPod := args.podRef()
-	pod, err := m.lookupPod(ctx, ref, hasPod)
+	pod, err := m.lookupPod(ctx, ref, hasPod, conf.podAnnotations())
+	if errors.Is(err, netselect.ErrPodUnknown) {
+		log.Info("pod unknown to the API: empty result", "pod", ref.String())
+		return delegate.EmptyResult(conf.CNIVersion, req.IfName)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -141,11 +145,14 @@ func (m *Multiplexer) add(ctx context.Context, log *slog.Logger, req *api.Reques
 }
 
 // lookupPod returns nil (and no error) for a request without K8S_* args.
-func (m *Multiplexer) lookupPod(ctx context.Context, ref store.PodRef, hasPod bool) (*netselect.Pod, error) {
+func (m *Multiplexer) lookupPod(ctx context.Context, ref store.PodRef, hasPod bool, runtimeAnnotations map[string]string) (*netselect.Pod, error) {
 	if !hasPod {
 		return nil, nil
 	}
-	pod, err := m.src.Pod(ctx, ref)
+	pod, err := m.src.Pod(ctx, ref, runtimeAnnotations)
+	if errors.Is(err, netselect.ErrPodUnknown) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, types.NewError(types.ErrTryAgainLater, fmt.Sprintf("pod %s: lookup failed", ref), err.Error())
 	}

@@ -3,13 +3,13 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"time"
 
 	"github.com/plexus-cni/plexus/pkg/config"
 	"github.com/plexus-cni/plexus/pkg/delegate"
+	"github.com/plexus-cni/plexus/pkg/k8sclient"
 	"github.com/plexus-cni/plexus/pkg/manifest"
 	"github.com/plexus-cni/plexus/pkg/server"
 	"github.com/plexus-cni/plexus/pkg/store"
@@ -18,19 +18,24 @@ import (
 // ShutdownGrace is how long in-flight requests may finish after ctx ends.
 const ShutdownGrace = 10 * time.Second
 
-// Run serves until ctx ends. ready, if not nil, is closed once the socket
-// is listening.
-func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<- struct{}) error {
+// Flags are the settings that come from the command line, not the config.
+type Flags struct {
+	Kubeconfig string
+	NodeName   string
+}
+
+// Run serves until ctx ends.
+func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) error {
 	if os.Geteuid() != 0 {
 		return errors.New("plexusd must run as root")
 	}
 	st := store.NewFileStore(store.RecordsDir(cfg.CNIDir))
-	src, err := newSource(ctx, cfg, log, st)
+	src, events, err := newSource(ctx, cfg, flags, log, st)
 	if err != nil {
 		return err
 	}
 	inv := delegate.NewInvoker(cfg.BinDirs, cfg.CNIDir, nil)
-	mux := NewMultiplexer(cfg, src, st, inv, logRecorder{log})
+	mux := NewMultiplexer(cfg, src, st, inv, events)
 	srv := server.New(mux, log, server.Options{
 		Workers:        cfg.MaxConcurrency,
 		QueueSize:      cfg.QueueSize,
@@ -42,10 +47,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<- 
 	if err != nil {
 		return err
 	}
-	log.Info("plexusd serving", "socket", cfg.SocketPath(), "clusterNetwork", cfg.ClusterNetwork, "manifestsDir", cfg.ManifestsDir)
-	if ready != nil {
-		close(ready)
-	}
+	log.Info("plexusd serving", "socket", cfg.SocketPath(), "clusterNetwork", cfg.ClusterNetwork, "manifestsDir", cfg.ManifestsDir, "node", flags.NodeName)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	select {
@@ -59,13 +61,23 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<- 
 	return srv.Shutdown(sctx)
 }
 
-func newSource(ctx context.Context, cfg config.Config, log *slog.Logger, st store.Store) (Source, error) {
+// newSource returns the manifest source when manifestsDir is set, else the
+// Kubernetes source.
+func newSource(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger, st store.Store) (Source, Recorder, error) {
 	if cfg.ManifestsDir == "" {
-		return nil, fmt.Errorf("no network source: set manifestsDir (the Kubernetes source is not built yet)")
+		c, err := k8sclient.New(k8sclient.Options{
+			Kubeconfig: flags.Kubeconfig, NodeName: flags.NodeName,
+			QPS: float32(cfg.APIQPS), Burst: cfg.APIBurst, EventQPS: float32(cfg.EventQPS), PodWait: cfg.PodWaitTimeout,
+		}, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		c.Start(ctx)
+		return c, c, nil
 	}
 	src, err := manifest.New(cfg.ManifestsDir, cfg.StatusDir, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := src.SweepStatus(recordedPods(st, log)); err != nil {
 		log.Warn("sweep status files", "err", err)
@@ -75,18 +87,7 @@ func newSource(ctx context.Context, cfg config.Config, log *slog.Logger, st stor
 			log.Error("manifest watch stopped", "err", err)
 		}
 	}()
-	return src, nil
-}
-
-// logRecorder reports pod events as log lines (manifest mode).
-type logRecorder struct{ log *slog.Logger }
-
-func (r logRecorder) Event(ref store.PodRef, warning bool, reason, msg string) {
-	if warning {
-		r.log.Warn(msg, "pod", ref.String(), "reason", reason)
-		return
-	}
-	r.log.Info(msg, "pod", ref.String(), "reason", reason)
+	return src, logRecorder{log}, nil
 }
 
 // recordedPods are the pods that still have an attachment record.
@@ -105,4 +106,15 @@ func recordedPods(st store.Store, log *slog.Logger) map[store.PodRef]bool {
 		keep[store.PodRef{Namespace: rec.Pod.Namespace, Name: rec.Pod.Name}] = true
 	}
 	return keep
+}
+
+// logRecorder reports pod events as log lines (manifest mode).
+type logRecorder struct{ log *slog.Logger }
+
+func (r logRecorder) Event(ref store.PodRef, warning bool, reason, msg string) {
+	if warning {
+		r.log.Warn(msg, "pod", ref.String(), "reason", reason)
+		return
+	}
+	r.log.Info(msg, "pod", ref.String(), "reason", reason)
 }

@@ -12,7 +12,10 @@ import (
 type Source interface {
 	netselect.NADGetter
 	// Pod returns the pod of ref (UID checked when both sides have one).
-	Pod(ctx context.Context, ref store.PodRef) (*netselect.Pod, error)
+	// runtimeAnnotations, when the runtime passed the pod's annotations
+	// (containerd's io.kubernetes.cri.pod-annotations), may be used as the
+	// pod's annotations. netselect.ErrPodUnknown: the API never knew it.
+	Pod(ctx context.Context, ref store.PodRef, runtimeAnnotations map[string]string) (*netselect.Pod, error)
 	// WriteStatus stores the network-status JSON of the pod.
 	WriteStatus(ctx context.Context, ref store.PodRef, status []byte) error
 	// ClearStatus forgets status written for a sandbox being deleted, if

@@ -184,8 +184,9 @@ func (s *Source) GetNAD(namespace, name string) (*nadv1.NetworkAttachmentDefinit
 }
 
 // Pod returns the pod declared for ref. A UID in the manifest must match
-// ref.UID when both are set.
-func (s *Source) Pod(_ context.Context, ref store.PodRef) (*netselect.Pod, error) {
+// ref.UID when both are set. The manifest is the source of truth for
+// annotations here; the runtime's copy is ignored.
+func (s *Source) Pod(_ context.Context, ref store.PodRef, _ map[string]string) (*netselect.Pod, error) {
 	var pod *netselect.Pod
 	s.lookup(func(sn snapshot) bool { pod = sn.pods[key{ref.Namespace, ref.Name}]; return pod != nil })
 	if pod == nil {

@@ -1,6 +1,8 @@
 package netselect
 
 import (
+	"errors"
+
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 )
 
@@ -29,3 +31,8 @@ type ConfLoader interface {
 	// File returns the bytes of the file at path (an absolute path).
 	File(path string) ([]byte, error)
 }
+
+// ErrPodUnknown is returned by a pod source when the API has no such pod and
+// never had one with this UID: the sandbox gets an empty result (Multus
+// semantics; the sandbox is about to be torn down anyway).
+var ErrPodUnknown = errors.New("pod unknown to the API")

@@ -1,0 +1,226 @@
+package k8sclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	nadclient "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned"
+	nadinformers "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/informers/externalversions"
+	nadlisters "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/listers/k8s.cni.cncf.io/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/plexus-cni/plexus/pkg/netselect"
+	"github.com/plexus-cni/plexus/pkg/store"
+)
+
+// Options configure the Kubernetes source.
+type Options struct {
+	Kubeconfig string // empty: in-cluster config
+	NodeName   string // pods are watched on this node only
+	QPS        float32
+	Burst      int
+	// PodWait bounds how long an ADD waits for the pod informer to catch
+	// up before one live GET.
+	PodWait time.Duration
+	// EventQPS is the separate rate limit of the Events client, so Events
+	// never take client rate from the status patch.
+	EventQPS float32
+}
+
+// Client is the Kubernetes source of pods and NADs and the sink of
+// network-status and Events.
+type Client struct {
+	opts    Options
+	log     *slog.Logger
+	kube    kubernetes.Interface
+	nads    nadclient.Interface
+	pods    corelisters.PodLister
+	nadList nadlisters.NetworkAttachmentDefinitionLister
+	synced  []cache.InformerSynced
+	events  *eventSink
+	deleted *recentUIDs
+	start   func(ctx context.Context)
+}
+
+// RESTConfig returns the in-cluster config or the kubeconfig's.
+func RESTConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig == "" {
+		return rest.InClusterConfig()
+	}
+	return clientcmd.BuildConfigFromFlags("", kubeconfig)
+}
+
+// New builds the clients and informers (not started; see Start).
+func New(opts Options, log *slog.Logger) (*Client, error) {
+	if opts.NodeName == "" {
+		return nil, errors.New("node name is required (--node-name or NODE_NAME)")
+	}
+	base, err := RESTConfig(opts.Kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client config: %w", err)
+	}
+	base.UserAgent = "plexusd/" + opts.NodeName
+	core := rest.CopyConfig(base)
+	core.QPS, core.Burst = opts.QPS, opts.Burst
+	core.ContentType = "application/vnd.kubernetes.protobuf"
+	core.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	kube, err := kubernetes.NewForConfig(core)
+	if err != nil {
+		return nil, err
+	}
+	crd := rest.CopyConfig(base)
+	crd.QPS, crd.Burst = opts.QPS, opts.Burst
+	nads, err := nadclient.NewForConfig(crd)
+	if err != nil {
+		return nil, err
+	}
+	ev := rest.CopyConfig(core)
+	ev.QPS, ev.Burst = opts.EventQPS, int(opts.EventQPS*2)+1
+	evKube, err := kubernetes.NewForConfig(ev)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{opts: opts, log: log, kube: kube, nads: nads, deleted: newRecentUIDs(4096, 10*time.Minute)}
+	c.events = newEventSink(evKube, opts.NodeName, log)
+
+	podFactory := informers.NewSharedInformerFactoryWithOptions(kube, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", opts.NodeName).String()
+		}),
+		informers.WithTransform(trimPod))
+	podInf := podFactory.Core().V1().Pods()
+	if _, err := podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: c.onPodDelete}); err != nil {
+		return nil, err
+	}
+	c.pods = podInf.Lister()
+	nadFactory := nadinformers.NewSharedInformerFactory(nads, 0)
+	nadInf := nadFactory.K8sCniCncfIo().V1().NetworkAttachmentDefinitions()
+	if err := nadInf.Informer().SetTransform(trimNAD); err != nil {
+		return nil, err
+	}
+	c.nadList = nadInf.Lister()
+	c.synced = []cache.InformerSynced{podInf.Informer().HasSynced, nadInf.Informer().HasSynced}
+	c.start = func(ctx context.Context) {
+		podFactory.Start(ctx.Done())
+		nadFactory.Start(ctx.Done())
+	}
+	return c, nil
+}
+
+// Start runs the informers and the event sink until ctx ends.
+func (c *Client) Start(ctx context.Context) {
+	c.start(ctx)
+	c.events.start(ctx)
+	go func() {
+		if cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+			c.log.Info("informers synced")
+		}
+	}()
+}
+
+// Ready is nil once the pod and NAD informers have synced.
+func (c *Client) Ready() error {
+	for _, s := range c.synced {
+		if !s() {
+			return errors.New("pod and NAD informers not synced yet")
+		}
+	}
+	return nil
+}
+
+// GetNAD implements netselect.NADGetter from the informer cache.
+func (c *Client) GetNAD(namespace, name string) (*nadv1.NetworkAttachmentDefinition, error) {
+	nad, err := c.nadList.NetworkAttachmentDefinitions(namespace).Get(name)
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("NetworkAttachmentDefinition %s/%s: %w", namespace, name, netselect.ErrNotFound)
+	}
+	return nad, err
+}
+
+func (c *Client) onPodDelete(obj interface{}) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	if p, ok := obj.(*corev1.Pod); ok {
+		c.deleted.add(string(p.UID))
+	}
+}
+
+// trimPod keeps only what Plexus reads, so memory does not grow with pod
+// size: identity, annotations, node, deletion mark.
+func trimPod(obj interface{}) (interface{}, error) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil
+	}
+	return &corev1.Pod{
+		TypeMeta: p.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{
+			Name: p.Name, Namespace: p.Namespace, UID: p.UID, ResourceVersion: p.ResourceVersion,
+			Annotations: p.Annotations, DeletionTimestamp: p.DeletionTimestamp,
+		},
+		Spec:   corev1.PodSpec{NodeName: p.Spec.NodeName, HostNetwork: p.Spec.HostNetwork},
+		Status: corev1.PodStatus{Phase: p.Status.Phase},
+	}, nil
+}
+
+func trimNAD(obj interface{}) (interface{}, error) {
+	if n, ok := obj.(*nadv1.NetworkAttachmentDefinition); ok {
+		n.ManagedFields = nil
+		return n, nil
+	}
+	return obj, nil
+}
+
+// recentUIDs remembers pods deleted lately: a sandbox whose pod is gone but
+// was known gets an error, one the API never knew an empty result.
+type recentUIDs struct {
+	mu    sync.Mutex
+	max   int
+	ttl   time.Duration
+	seen  map[string]time.Time
+	order []string
+}
+
+func newRecentUIDs(max int, ttl time.Duration) *recentUIDs {
+	return &recentUIDs{max: max, ttl: ttl, seen: map[string]time.Time{}}
+}
+
+func (r *recentUIDs) add(uid string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.seen[uid]; !ok {
+		r.order = append(r.order, uid)
+	}
+	r.seen[uid] = time.Now()
+	for len(r.order) > r.max {
+		delete(r.seen, r.order[0])
+		r.order = r.order[1:]
+	}
+}
+
+func (r *recentUIDs) has(uid string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.seen[uid]
+	return ok && time.Since(t) < r.ttl
+}
+
+// podRef helper for events.
+func objectRef(ref store.PodRef) *corev1.ObjectReference {
+	return &corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: ref.Namespace, Name: ref.Name, UID: typesUID(ref.UID)}
+}

@@ -1,0 +1,51 @@
+package k8sclient
+
+import (
+	"context"
+	"log/slog"
+
+	corev1 "k8s.io/api/core/v1"
+	k8stypes "k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/plexus-cni/plexus/pkg/store"
+)
+
+// eventSink records pod Events asynchronously through client-go's
+// broadcaster (a bounded queue that drops when full, plus its spam filter),
+// on a client with its own rate limit: an ADD never waits on an Event.
+type eventSink struct {
+	kube        kubernetes.Interface
+	broadcaster record.EventBroadcaster
+	recorder    record.EventRecorder
+	log         *slog.Logger
+}
+
+func newEventSink(kube kubernetes.Interface, node string, log *slog.Logger) *eventSink {
+	b := record.NewBroadcaster()
+	return &eventSink{kube: kube, broadcaster: b, log: log,
+		recorder: b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "plexus", Host: node})}
+}
+
+func (s *eventSink) start(ctx context.Context) {
+	s.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.kube.CoreV1().Events("")})
+	go func() {
+		<-ctx.Done()
+		s.broadcaster.Shutdown()
+	}()
+}
+
+// Event implements daemon.Recorder.
+func (c *Client) Event(ref store.PodRef, warning bool, reason, msg string) {
+	typ := corev1.EventTypeNormal
+	if warning {
+		typ = corev1.EventTypeWarning
+		c.log.Warn(msg, "pod", ref.String(), "reason", reason)
+	}
+	c.events.recorder.Event(objectRef(ref), typ, reason, msg)
+}
+
+func typesUID(s string) k8stypes.UID { return k8stypes.UID(s) }

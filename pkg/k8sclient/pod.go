@@ -1,0 +1,89 @@
+package k8sclient
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/plexus-cni/plexus/pkg/netselect"
+	"github.com/plexus-cni/plexus/pkg/store"
+)
+
+// configSourceAnnotation is set by the kubelet on mirror pods of static
+// pods; their API UID differs from the sandbox's (Multus #773).
+const configSourceAnnotation = "kubernetes.io/config.source"
+
+// Pod returns the pod of ref, from the informer cache in the steady state
+// (no API request). When the cache lags (pod missing, or an older pod of
+// the same name), it waits on the informer up to PodWait, then does one
+// live GET. The UID must match K8S_POD_UID, except for static pods.
+//
+// With runtimeAnnotations (containerd's io.kubernetes.cri.pod-annotations)
+// the networks request is taken from them without waiting; the UID is still
+// checked against the informer when it has the pod.
+//
+// A pod the API does not have gets netselect.ErrPodUnknown if it was never
+// seen deleted (the sandbox gets an empty result, as in Multus); a pod
+// deleted while its sandbox starts gets an error.
+func (c *Client) Pod(ctx context.Context, ref store.PodRef, runtimeAnnotations map[string]string) (*netselect.Pod, error) {
+	if runtimeAnnotations != nil {
+		cached, err := c.pods.Pods(ref.Namespace).Get(ref.Name)
+		if err != nil || uidMatches(cached, ref.UID) {
+			return &netselect.Pod{Namespace: ref.Namespace, Name: ref.Name, UID: ref.UID, Annotations: runtimeAnnotations}, nil
+		}
+	}
+	var found *corev1.Pod
+	lookup := func(context.Context) (bool, error) {
+		p, err := c.pods.Pods(ref.Namespace).Get(ref.Name)
+		if err == nil && uidMatches(p, ref.UID) {
+			found = p
+			return true, nil
+		}
+		return false, nil
+	}
+	if ok, _ := lookup(ctx); !ok && c.opts.PodWait > 0 {
+		_ = wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, c.opts.PodWait, false, lookup) // a timeout falls through to the live GET
+	}
+	if found == nil {
+		p, err := c.livePod(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		found = p
+	}
+	if runtimeAnnotations != nil {
+		return &netselect.Pod{Namespace: ref.Namespace, Name: ref.Name, UID: ref.UID, Annotations: runtimeAnnotations}, nil
+	}
+	return &netselect.Pod{Namespace: found.Namespace, Name: found.Name, UID: string(found.UID), Annotations: found.Annotations}, nil
+}
+
+func (c *Client) livePod(ctx context.Context, ref store.PodRef) (*corev1.Pod, error) {
+	gctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	p, err := c.kube.CoreV1().Pods(ref.Namespace).Get(gctx, ref.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		if ref.UID != "" && c.deleted.has(ref.UID) {
+			return nil, fmt.Errorf("pod %s (uid %s) was deleted", ref, ref.UID)
+		}
+		return nil, fmt.Errorf("pod %s: %w", ref, netselect.ErrPodUnknown)
+	case err != nil:
+		return nil, fmt.Errorf("get pod %s from the API: %w", ref, err)
+	case !uidMatches(p, ref.UID):
+		return nil, fmt.Errorf("pod %s: API object has uid %s, the sandbox is for uid %s (pod deleted and recreated?)", ref, p.UID, ref.UID)
+	}
+	return p, nil
+}
+
+func uidMatches(p *corev1.Pod, uid string) bool {
+	if uid == "" || string(p.UID) == uid {
+		return true
+	}
+	src, ok := p.Annotations[configSourceAnnotation]
+	return ok && src != "api"
+}

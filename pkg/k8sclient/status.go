@@ -1,0 +1,67 @@
+package k8sclient
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8stypes "k8s.io/apimachinery/pkg/types"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/plexus-cni/plexus/pkg/store"
+)
+
+// WriteStatus sets the network-status annotation with one merge patch of
+// pods/status that carries only that annotation (no full-object update, no
+// read first). The pod's UID rides in the patch as a precondition, so a
+// status can never land on a newer pod with the same name. Transient
+// errors are retried with backoff until ctx ends.
+func (c *Client) WriteStatus(ctx context.Context, ref store.PodRef, status []byte) error {
+	meta := map[string]interface{}{"annotations": map[string]string{nadv1.NetworkStatusAnnot: string(status)}}
+	if ref.UID != "" {
+		meta["uid"] = ref.UID
+	}
+	patch, err := json.Marshal(map[string]interface{}{"metadata": meta})
+	if err != nil {
+		return err
+	}
+	backoff := wait.Backoff{Duration: 50 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 8, Cap: 2 * time.Second}
+	var last error
+	err = wait.ExponentialBackoffWithContext(ctx, backoff, func(ctx context.Context) (bool, error) {
+		_, last = c.kube.CoreV1().Pods(ref.Namespace).Patch(ctx, ref.Name, k8stypes.MergePatchType, patch, metav1.PatchOptions{}, "status")
+		switch {
+		case last == nil:
+			return true, nil
+		case retriable(last):
+			return false, nil
+		default:
+			return false, last
+		}
+	})
+	if err != nil {
+		if last != nil {
+			return fmt.Errorf("patch network-status of pod %s: %w", ref, last)
+		}
+		return fmt.Errorf("patch network-status of pod %s: %w", ref, err)
+	}
+	return nil
+}
+
+// retriable: server-side trouble and refused connections. A conflict is
+// not retried: a merge patch without a resourceVersion conflicts only on
+// the UID precondition (the pod was replaced), which retrying cannot fix.
+// Eight backoff steps bound the whole write to about 7 s.
+func retriable(err error) bool {
+	return apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) || apierrors.IsTooManyRequests(err) ||
+		apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err) || apierrors.IsUnexpectedServerError(err) ||
+		utilnet.IsConnectionRefused(err) || utilnet.IsConnectionReset(err)
+}
+
+// ClearStatus is a no-op: the status lives on the pod object, which goes
+// away with the pod (Multus never rewrites it on DEL either).
+func (c *Client) ClearStatus(store.PodRef, []byte) error { return nil }
