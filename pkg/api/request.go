@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/containernetworking/cni/pkg/types"
 )
@@ -69,7 +70,14 @@ func (r *Request) Validate() error {
 
 // DecodeRequest reads one request of at most limit bytes and validates it.
 func DecodeRequest(r io.Reader, limit int64) (*Request, error) {
-	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if limit <= 0 {
+		return nil, fmt.Errorf("%w: invalid body limit %d", ErrBadRequest, limit)
+	}
+	readLimit := limit
+	if limit < math.MaxInt64 {
+		readLimit++ // one byte more tells "too big" from "exactly the limit"
+	}
+	data, err := io.ReadAll(io.LimitReader(r, readLimit))
 	if err != nil {
 		return nil, fmt.Errorf("%w: read: %w", ErrBadRequest, err)
 	}

@@ -36,10 +36,13 @@ func entries(s delegate.Spec, res *current.Result) []nadv1.NetworkStatus {
 		}
 		st := base(s, res)
 		st.Interface = iface.Name
+		if st.Interface == "" {
+			st.Interface = s.IfName
+		}
 		st.Mac = iface.Mac
 		st.Mtu = iface.Mtu
 		for _, ipc := range res.IPs {
-			if ipc.Interface != nil && *ipc.Interface == idx {
+			if ipc != nil && ipc.Interface != nil && *ipc.Interface == idx && ipc.Address.IP != nil {
 				st.IPs = append(st.IPs, ipc.Address.IP.String())
 			}
 		}
@@ -49,7 +52,9 @@ func entries(s delegate.Spec, res *current.Result) []nadv1.NetworkStatus {
 		st := base(s, res)
 		st.Interface = s.IfName
 		for _, ipc := range res.IPs {
-			st.IPs = append(st.IPs, ipc.Address.IP.String())
+			if ipc != nil && ipc.Address.IP != nil {
+				st.IPs = append(st.IPs, ipc.Address.IP.String())
+			}
 		}
 		out = append(out, st)
 	}
@@ -82,7 +87,7 @@ func base(s delegate.Spec, res *current.Result) nadv1.NetworkStatus {
 		st.Gateway = append(st.Gateway, s.DefaultRoute...)
 	case s.Default:
 		for _, ipc := range res.IPs {
-			if ipc.Gateway != nil {
+			if ipc != nil && ipc.Gateway != nil {
 				st.Gateway = append(st.Gateway, ipc.Gateway.String())
 			}
 		}

@@ -185,3 +185,27 @@ func replayDel(ctx context.Context, s *settings, a *skel.CmdArgs) error {
 	}
 	return err
 }
+
+// Probe asks the daemon's /readyz; nil means ready. Used by the DaemonSet's
+// readiness probe (plexusd --probe SOCKET).
+func Probe(ctx context.Context, socket string) error {
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
+		},
+	}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://plexusd"+api.PathReadyz, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("not ready: %s", bytes.TrimSpace(body))
+	}
+	return nil
+}

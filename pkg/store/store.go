@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,12 +70,16 @@ func NewFileStore(dir string) *FileStore { return &FileStore{Dir: dir} }
 // RecordsDir is where records live under the CNI cache dir.
 func RecordsDir(cniDir string) string { return filepath.Join(cniDir, "attachments") }
 
+// maxContainerID leaves room for the ".json" suffix and the temp-file
+// decoration within the 255-byte file name limit (runtimes use 64 hex).
+const maxContainerID = 200
+
 var containerIDRe = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`)
 
 // ValidContainerID reports whether id is safe to use as a file name (CNI
 // spec container ID rule).
 func ValidContainerID(id string) error {
-	if len(id) > 256 || !containerIDRe.MatchString(id) {
+	if len(id) > maxContainerID || !containerIDRe.MatchString(id) {
 		return fmt.Errorf("invalid container ID %q", id)
 	}
 	return nil
@@ -118,7 +123,9 @@ func (s *FileStore) Load(id string) (*Record, error) {
 		return nil, fmt.Errorf("read record %s: %w", id, err)
 	}
 	var r Record
-	if err := json.Unmarshal(data, &r); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber() // capability args keep big integers exact
+	if err := dec.Decode(&r); err != nil {
 		return nil, fmt.Errorf("%s: %w: %w", p, ErrCorrupt, err)
 	}
 	if r.Version != RecordVersion || r.ContainerID != id {
@@ -151,8 +158,9 @@ func (s *FileStore) List() ([]string, error) {
 	var ids []string
 	for _, e := range entries {
 		name := e.Name()
-		if e.Type().IsRegular() && strings.HasSuffix(name, ".json") {
-			ids = append(ids, strings.TrimSuffix(name, ".json"))
+		id, ok := strings.CutSuffix(name, ".json")
+		if e.Type().IsRegular() && ok && ValidContainerID(id) == nil {
+			ids = append(ids, id)
 		}
 	}
 	sort.Strings(ids)
