@@ -67,6 +67,7 @@ func requireRoot(t *testing.T) {
 // daemon, temp dirs for manifests, records, IPAM and status.
 type env struct {
 	t         *testing.T
+	kube      *kubeEnv // set for the Kubernetes source
 	dir       string
 	host      ns.NetNS
 	manifests string
@@ -132,7 +133,11 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	e.hostIP("link", "set", "plexus-demo0p", "up")
 	e.hostIP("link", "set", "lo", "up")
 	e.writeDaemonConfig("cluster-net")
-	e.writeManifest("00-cluster.yaml", clusterNAD(e.ipamDir))
+	if e.kube != nil {
+		e.kube.setup(e)
+	} else {
+		e.writeManifest("00-cluster.yaml", clusterNAD(e.ipamDir))
+	}
 	e.startDaemon()
 	return e
 }
@@ -153,7 +158,6 @@ func (e *env) writeDaemonConfig(clusterNetwork string) {
 	e.t.Helper()
 	cfg := map[string]interface{}{
 		"clusterNetwork": clusterNetwork,
-		"manifestsDir":   e.manifests,
 		"cniDir":         e.cniDir,
 		"socketDir":      filepath.Dir(e.socket),
 		"statusDir":      e.statusDir,
@@ -163,6 +167,9 @@ func (e *env) writeDaemonConfig(clusterNetwork string) {
 		"logToStderr":    false,
 		"logLevel":       "debug",
 		"logFormat":      "json",
+	}
+	if e.kube == nil {
+		cfg["manifestsDir"] = e.manifests
 	}
 	for k, v := range e.extraCfg {
 		cfg[k] = v
@@ -191,7 +198,11 @@ func (e *env) removeManifest(name string) {
 // execs create their links there.
 func (e *env) startDaemon() {
 	e.t.Helper()
-	cmd := exec.Command("nsenter", "--net="+e.host.Path(), daemonBin, "--config", e.cfgPath)
+	args := []string{"--net=" + e.host.Path(), daemonBin, "--config", e.cfgPath}
+	if e.kube != nil {
+		args = append(args, "--kubeconfig", e.kube.kubeconfig, "--node-name", e.kube.node)
+	}
+	cmd := exec.Command("nsenter", args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -208,7 +219,7 @@ func (e *env) startDaemon() {
 			e.t.Fatalf("plexusd exited: %v: %s", err, stderr.String())
 		default:
 		}
-		if code, _ := e.get("/readyz"); code == http.StatusOK {
+		if code, _ := e.get("/readyz"); code == http.StatusOK || (e.kube != nil && e.kube.noWaitReady && code != 0) {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)

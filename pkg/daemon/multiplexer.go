@@ -154,7 +154,8 @@ func (m *Multiplexer) lookupPod(ctx context.Context, ref store.PodRef, hasPod bo
 		return nil, err
 	}
 	if err != nil {
-		return nil, types.NewError(types.ErrTryAgainLater, fmt.Sprintf("pod %s: lookup failed", ref), err.Error())
+		m.warn(ref, true, "PodLookupFailed", err)
+		return nil, types.NewError(types.ErrTryAgainLater, "pod lookup failed: "+err.Error(), "")
 	}
 	return pod, nil
 }
