@@ -62,8 +62,12 @@ func (c *Client) Pod(ctx context.Context, ref store.PodRef, runtimeAnnotations m
 	return &netselect.Pod{Namespace: found.Namespace, Name: found.Name, UID: string(found.UID), Annotations: found.Annotations}, nil
 }
 
+// liveGetTimeout bounds the one live GET (client-go retries inside it),
+// so an ADD with the API server down fails within seconds.
+const liveGetTimeout = 5 * time.Second
+
 func (c *Client) livePod(ctx context.Context, ref store.PodRef) (*corev1.Pod, error) {
-	gctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	gctx, cancel := context.WithTimeout(ctx, liveGetTimeout)
 	defer cancel()
 	p, err := c.kube.CoreV1().Pods(ref.Namespace).Get(gctx, ref.Name, metav1.GetOptions{})
 	switch {

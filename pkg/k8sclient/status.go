@@ -2,6 +2,7 @@ package k8sclient
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -10,7 +11,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8stypes "k8s.io/apimachinery/pkg/types"
-	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/plexus-cni/plexus/pkg/store"
@@ -30,7 +30,7 @@ func (c *Client) WriteStatus(ctx context.Context, ref store.PodRef, status []byt
 	if err != nil {
 		return err
 	}
-	backoff := wait.Backoff{Duration: 50 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 8, Cap: 2 * time.Second}
+	backoff := wait.Backoff{Duration: 50 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 6, Cap: 2 * time.Second}
 	var last error
 	err = wait.ExponentialBackoffWithContext(ctx, backoff, func(ctx context.Context) (bool, error) {
 		_, last = c.kube.CoreV1().Pods(ref.Namespace).Patch(ctx, ref.Name, k8stypes.MergePatchType, patch, metav1.PatchOptions{}, "status")
@@ -43,24 +43,39 @@ func (c *Client) WriteStatus(ctx context.Context, ref store.PodRef, status []byt
 			return false, last
 		}
 	})
-	if err != nil {
-		if last != nil {
-			return fmt.Errorf("patch network-status of pod %s: %w", ref, last)
-		}
-		return fmt.Errorf("patch network-status of pod %s: %w", ref, err)
+	if err == nil {
+		return nil
 	}
-	return nil
+	if last == nil {
+		last = err
+	}
+	if retriable(last) || errors.Is(err, context.DeadlineExceeded) || wait.Interrupted(err) {
+		return &TransientError{Err: fmt.Errorf("patch network-status of pod %s: %w", ref, last)}
+	}
+	return fmt.Errorf("patch network-status of pod %s: %w", ref, last)
 }
 
-// retriable: server-side trouble and refused connections. A conflict is
+// retriable: server-side trouble, and any failure to get an answer. A conflict is
 // not retried: a merge patch without a resourceVersion conflicts only on
 // the UID precondition (the pod was replaced), which retrying cannot fix.
-// Eight backoff steps bound the whole write to about 7 s.
+// Six backoff steps bound the whole write to about 3 s.
 func retriable(err error) bool {
+	var st apierrors.APIStatus
+	if !errors.As(err, &st) {
+		return true // no answer from the API server at all: transport trouble
+	}
 	return apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) || apierrors.IsTooManyRequests(err) ||
-		apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err) || apierrors.IsUnexpectedServerError(err) ||
-		utilnet.IsConnectionRefused(err) || utilnet.IsConnectionReset(err)
+		apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err) || apierrors.IsUnexpectedServerError(err)
 }
+
+// TransientError is API trouble that retrying later may fix: CNI code 11.
+type TransientError struct{ Err error }
+
+func (e *TransientError) Error() string { return e.Err.Error() }
+func (e *TransientError) Unwrap() error { return e.Err }
+
+// CNICode is 11, "try again later".
+func (e *TransientError) CNICode() uint { return 11 }
 
 // ClearStatus is a no-op: the status lives on the pod object, which goes
 // away with the pod (Multus never rewrites it on DEL either).
