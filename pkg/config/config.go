@@ -84,6 +84,11 @@ type Config struct {
 	APIBurst int
 	// EventQPS limits the separate client that records Events.
 	EventQPS int
+	// PodResourcesSocket is the kubelet PodResources API socket, asked for
+	// the devices allocated to a pod whose NAD names a resource.
+	PodResourcesSocket string
+	// DeviceInfoDir is the device-info spec's root (dp/ and cni/ below it).
+	DeviceInfoDir string
 	// PodWaitTimeout bounds how long an ADD waits for the pod informer to
 	// catch up before one live GET.
 	PodWaitTimeout time.Duration
@@ -138,6 +143,8 @@ func Default() Config {
 		APIBurst:           100,
 		EventQPS:           5,
 		PodWaitTimeout:     3 * time.Second,
+		PodResourcesSocket: "/var/lib/kubelet/pod-resources/kubelet.sock",
+		DeviceInfoDir:      "/var/run/k8s.cni.cncf.io/devinfo",
 		Log: LogConfig{
 			Level:      slog.LevelInfo,
 			ToStderr:   true,

@@ -105,6 +105,8 @@ func (w *wire) resolve() (Config, []error) {
 	setPath(&c.ReadinessIndicatorFile, w.ReadinessIndicatorFile)
 	setPath(&c.ManifestsDir, w.ManifestsDir)
 	setPath(&c.StatusDir, w.StatusDir)
+	setPath(&c.PodResourcesSocket, w.PodResourcesSocket)
+	setPath(&c.DeviceInfoDir, w.DeviceInfoDir)
 
 	setInt(&c.MaxConcurrency, w.MaxConcurrency)
 	setInt(&c.QueueSize, w.QueueSize)

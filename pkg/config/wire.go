@@ -44,6 +44,8 @@ type wire struct {
 	APIBurst               *int            `json:"apiBurst"`
 	EventQPS               *int            `json:"eventQPS"`
 	PodWaitTimeout         *durationString `json:"podWaitTimeout"`
+	PodResourcesSocket     *string         `json:"podResourcesSocket"`
+	DeviceInfoDir          *string         `json:"deviceInfoDir"`
 }
 
 // wireLogOptions is the Multus logOptions object.
@@ -96,6 +98,8 @@ func (w *wire) fields() map[string]any {
 		"apiBurst":               &w.APIBurst,
 		"eventQPS":               &w.EventQPS,
 		"podWaitTimeout":         &w.PodWaitTimeout,
+		"podResourcesSocket":     &w.PodResourcesSocket,
+		"deviceInfoDir":          &w.DeviceInfoDir,
 	}
 }
 

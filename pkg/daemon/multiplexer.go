@@ -34,6 +34,7 @@ type Multiplexer struct {
 	inv    *delegate.Invoker
 	events Recorder
 	confs  netselect.ConfLoader
+	hooks  []AttachHook
 	// gc is held shared by ADD/DEL/CHECK and exclusively by GC (CNI spec:
 	// no ADD or DEL may run while GC does).
 	gc sync.RWMutex
@@ -42,8 +43,8 @@ type Multiplexer struct {
 var _ server.Handler = (*Multiplexer)(nil)
 
 // NewMultiplexer wires the verbs to their dependencies.
-func NewMultiplexer(cfg config.Config, src Source, st store.Store, inv *delegate.Invoker, ev Recorder) *Multiplexer {
-	return &Multiplexer{cfg: cfg, src: src, store: st, inv: inv, events: ev, confs: fileConfs{}}
+func NewMultiplexer(cfg config.Config, src Source, st store.Store, inv *delegate.Invoker, ev Recorder, hooks ...AttachHook) *Multiplexer {
+	return &Multiplexer{cfg: cfg, src: src, store: st, inv: inv, events: ev, confs: fileConfs{}, hooks: hooks}
 }
 
 // Ready implements server.Handler.
@@ -118,22 +119,26 @@ func (m *Multiplexer) add(ctx context.Context, log *slog.Logger, req *api.Reques
 	if err := m.reclaim(ctx, log, req); err != nil {
 		return nil, err
 	}
+	target := delegate.Target{ContainerID: req.ContainerID, Netns: req.Netns, CNIPath: req.Path}
+	if specs, err = m.beforeAdd(ctx, pod, target, specs); err != nil {
+		m.warn(ref, hasPod, "AddFailed", err)
+		return nil, fmt.Errorf("pod %s: %w", ref, errors.Join(err, m.afterDel(ctx, target, specs)))
+	}
 	rec := &store.Record{ContainerID: req.ContainerID, Netns: req.Netns, IfName: req.IfName, Pod: ref, Attachments: specs}
 	if err := m.store.Save(rec); err != nil {
-		return nil, fmt.Errorf("pod %s: save attachment record: %w", ref, err)
+		return nil, fmt.Errorf("pod %s: save attachment record: %w", ref, errors.Join(err, m.afterDel(ctx, target, specs)))
 	}
-	target := delegate.Target{ContainerID: req.ContainerID, Netns: req.Netns, CNIPath: req.Path}
 	outcomes, err := m.inv.Add(ctx, target, specs)
 	if err != nil {
-		m.forget(log, req.ContainerID, err)
+		m.forget(ctx, log, target, specs, err)
 		m.warn(ref, hasPod, "AddFailed", err)
 		return nil, fmt.Errorf("pod %s: %w", ref, err)
 	}
-	result, err := m.finish(ctx, ref, hasPod, rec, outcomes, conf.CNIVersion)
+	result, err := m.finish(ctx, ref, hasPod, rec, target, outcomes, conf.CNIVersion)
 	if err != nil {
 		rbErr := m.inv.Rollback(ctx, target, specs)
 		if rbErr == nil {
-			m.forget(log, req.ContainerID, nil)
+			m.forget(ctx, log, target, specs, nil)
 		}
 		m.warn(ref, hasPod, "AddFailed", err)
 		return nil, errors.Join(fmt.Errorf("pod %s: %w", ref, err), rbErr)
@@ -197,7 +202,11 @@ func (m *Multiplexer) reclaim(ctx context.Context, log *slog.Logger, req *api.Re
 
 // finish builds the runtime's result and network-status, writes the
 // status and marks the record complete.
-func (m *Multiplexer) finish(ctx context.Context, ref store.PodRef, hasPod bool, rec *store.Record, outcomes []delegate.Outcome, cniVersion string) ([]byte, error) {
+func (m *Multiplexer) finish(ctx context.Context, ref store.PodRef, hasPod bool, rec *store.Record, t delegate.Target, outcomes []delegate.Outcome, cniVersion string) ([]byte, error) {
+	outcomes, err := m.afterAdd(ctx, t, outcomes)
+	if err != nil {
+		return nil, err
+	}
 	result, err := delegate.DefaultResult(outcomes, cniVersion)
 	if err != nil {
 		return nil, err
@@ -225,13 +234,17 @@ func (m *Multiplexer) finish(ctx context.Context, ref store.PodRef, hasPod bool,
 
 // forget drops the record after a fully rolled-back ADD. If the rollback
 // failed (cause is a RollbackError) the record stays for the runtime's DEL.
-func (m *Multiplexer) forget(log *slog.Logger, containerID string, cause error) {
+func (m *Multiplexer) forget(ctx context.Context, log *slog.Logger, t delegate.Target, specs []delegate.Spec, cause error) {
 	var rb *delegate.RollbackError
 	if errors.As(cause, &rb) {
 		log.Warn("rollback incomplete; keeping the attachment record for DEL", "err", cause)
 		return
 	}
-	if err := m.store.Delete(containerID); err != nil {
+	if err := m.afterDel(ctx, t, specs); err != nil {
+		log.Warn("rollback incomplete; keeping the attachment record for DEL", "err", err)
+		return
+	}
+	if err := m.store.Delete(t.ContainerID); err != nil {
 		log.Error("delete attachment record", "err", err)
 	}
 }
@@ -248,6 +261,11 @@ func (m *Multiplexer) detach(ctx context.Context, containerID, netns, cniPath st
 	rec, err := detach.Detach(ctx, m.inv, m.store, containerID, netns, cniPath)
 	if err != nil {
 		return err
+	}
+	if rec != nil {
+		if err := m.afterDel(ctx, delegate.Target{ContainerID: containerID, Netns: netns, CNIPath: cniPath}, rec.Attachments); err != nil {
+			return fmt.Errorf("pod %s: %w", rec.Pod, err)
+		}
 	}
 	if rec != nil && len(rec.Status) > 0 {
 		if err := m.src.ClearStatus(rec.Pod, rec.Status); err != nil {
@@ -266,7 +284,7 @@ func (m *Multiplexer) check(ctx context.Context, req *api.Request) error {
 		return types.NewError(types.ErrUnknownContainer, fmt.Sprintf("container %s: no attachment record", req.ContainerID), err.Error())
 	}
 	t := delegate.Target{ContainerID: req.ContainerID, Netns: req.Netns, CNIPath: req.Path}
-	if err := m.inv.Check(ctx, t, rec.Attachments); err != nil {
+	if err := errors.Join(m.inv.Check(ctx, t, rec.Attachments), m.checkHooks(ctx, t, rec.Attachments)); err != nil {
 		return fmt.Errorf("pod %s: %w", rec.Pod, err)
 	}
 	return nil

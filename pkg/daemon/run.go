@@ -9,8 +9,10 @@ import (
 
 	"github.com/plexus-cni/plexus/pkg/config"
 	"github.com/plexus-cni/plexus/pkg/delegate"
+	"github.com/plexus-cni/plexus/pkg/devices"
 	"github.com/plexus-cni/plexus/pkg/k8sclient"
 	"github.com/plexus-cni/plexus/pkg/manifest"
+	"github.com/plexus-cni/plexus/pkg/routes"
 	"github.com/plexus-cni/plexus/pkg/server"
 	"github.com/plexus-cni/plexus/pkg/store"
 )
@@ -35,7 +37,9 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 		return err
 	}
 	inv := delegate.NewInvoker(cfg.BinDirs, cfg.CNIDir, nil)
-	mux := NewMultiplexer(cfg, src, st, inv, events)
+	mux := NewMultiplexer(cfg, src, st, inv, events,
+		devices.New(devices.Options{PodResourcesSocket: cfg.PodResourcesSocket, DeviceInfoDir: cfg.DeviceInfoDir}, log),
+		routes.New(log))
 	srv := server.New(mux, log, server.Options{
 		Workers:        cfg.MaxConcurrency,
 		QueueSize:      cfg.QueueSize,

@@ -2,8 +2,8 @@ package k8sclient
 
 import (
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
