@@ -14,7 +14,7 @@ GOTEST      := $(GO) test -race -count=1
 
 KUBE_VERSION ?= v1.33.13
 
-.PHONY: all build plugins testbins kube-bins test test-unit demo fuzz lint verify clean
+.PHONY: all build plugins testbins kube-bins test test-unit demo bench fuzz lint verify clean
 
 all: build
 
@@ -61,6 +61,14 @@ fuzz:
 		echo "== $$t ($$pkg) for $(FUZZTIME)"; \
 		$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) ./$$pkg; \
 	done
+
+# Plexus against the floor (the delegates run directly), interleaved in one
+# run, plus Go micro-benchmarks. Root. BENCH_PODS, BENCH_REPEATS, BENCH_API=0,
+# BENCH_SCALE=0 shrink it.
+bench: build plugins kube-bins
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./pkg/netselect ./pkg/netstatus
+	$(GO) build -o $(TEST_BIN)/bench ./bench
+	$(TEST_BIN)/bench -root $(CURDIR)
 
 demo: build plugins
 	@hack/demo.sh

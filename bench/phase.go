@@ -1,0 +1,299 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/containernetworking/plugins/pkg/testutils"
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+)
+
+// opStats summarises one verb of one phase.
+type opStats struct {
+	P50, P90, P99, Max float64 // milliseconds
+	OpsPerSec          float64
+	Errors             int
+}
+
+// phase is one (mode, concurrency, networks, repeat) run: 'pods' ADDs,
+// then as many DELs.
+type phase struct {
+	Mode        mode
+	Concurrency int
+	Networks    int
+	Repeat      int
+	Add, Del    opStats
+	Leaks       []string
+	DaemonRSSMB float64            `json:",omitempty"` // after the ADDs: every pod attached
+	CPUPerOpMS  float64            `json:",omitempty"` // daemon CPU (user+sys) per ADD or DEL
+	APIPerAdd   map[string]float64 `json:",omitempty"` // requests per ADD by "VERB resource"
+	APIPerDel   map[string]float64 `json:",omitempty"`
+	FirstErrors []string           `json:",omitempty"`
+}
+
+func stats(lat []time.Duration, wall time.Duration, errs []error) opStats {
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	return opStats{P50: ms(percentile(lat, .50)), P90: ms(percentile(lat, .90)), P99: ms(percentile(lat, .99)), Max: ms(percentile(lat, 1)),
+		OpsPerSec: float64(len(lat)) / wall.Seconds(), Errors: len(errs)}
+}
+
+func (b *bench) daemonFor(m mode) *daemonProc {
+	switch m {
+	case modeManifest:
+		return b.manifest
+	case modeAPI:
+		return b.api
+	}
+	return nil
+}
+
+func (b *bench) runPhase(m mode, d *daemonProc, conc, nets, rep int, pods []podInfo) (*phase, error) {
+	ph := &phase{Mode: m, Concurrency: conc, Networks: nets, Repeat: rep}
+	sbs := make([]*sandbox, len(pods))
+	for i, p := range pods {
+		n, err := testutils.NewNS()
+		if err != nil {
+			return nil, err
+		}
+		b.seq++
+		sbs[i] = &sandbox{pod: p, cid: fmt.Sprintf("bench%08d%s", b.seq, strings.Repeat("0", 51)), netns: n}
+	}
+	defer func() {
+		for _, s := range sbs {
+			s.netns.Close()
+			_ = testutils.UnmountNS(s.netns)
+		}
+	}()
+	ctx := context.Background()
+	op := func(add bool) func(*sandbox) error {
+		if m == modeFloor {
+			return func(s *sandbox) error { return b.floorOp(ctx, add, s, nets) }
+		}
+		verb := "DEL"
+		if add {
+			verb = "ADD"
+		}
+		return func(s *sandbox) error { return b.shimOp(d, verb, s) }
+	}
+	var cpu0 float64
+	var api0 map[string]float64
+	if d != nil {
+		cpu0 = procCPU(d.cmd.Process.Pid)
+	}
+	if m == modeAPI {
+		api0 = b.apiRequests()
+	}
+	lat, wall, errs := runConc(conc, sbs, op(true))
+	ph.Add = stats(lat, wall, errs)
+	ph.FirstErrors = firstErrors(errs)
+	var api1 map[string]float64
+	if d != nil {
+		ph.DaemonRSSMB = procRSS(d.cmd.Process.Pid)
+	}
+	if m == modeAPI {
+		api1 = b.apiRequests()
+		ph.APIPerAdd = perOp(api1, api0, len(pods))
+	}
+	lat, wall, errs = runConc(conc, sbs, op(false))
+	ph.Del = stats(lat, wall, errs)
+	ph.FirstErrors = append(ph.FirstErrors, firstErrors(errs)...)
+	if d != nil {
+		ph.CPUPerOpMS = (procCPU(d.cmd.Process.Pid) - cpu0) * 1000 / float64(2*len(pods))
+	}
+	if m == modeAPI {
+		ph.APIPerDel = perOp(b.apiRequests(), api1, len(pods))
+	}
+	ph.Leaks = b.leaks(d)
+	return ph, nil
+}
+
+func firstErrors(errs []error) []string {
+	var out []string
+	for i, e := range errs {
+		if i == 3 {
+			break
+		}
+		out = append(out, e.Error())
+	}
+	return out
+}
+
+// leaks lists what a phase left behind: links beyond the bench's own,
+// IP allocations, attachment records, libcni cache entries.
+func (b *bench) leaks(d *daemonProc) []string {
+	var out []string
+	links, _ := exec.Command("ip", "-o", "link", "show").Output()
+	for _, l := range strings.Split(strings.TrimSpace(string(links)), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		name := strings.TrimSuffix(strings.Split(f[1], "@")[0], ":")
+		switch name {
+		case "lo", parent, parent + "p", "benchbr0":
+		default:
+			out = append(out, "link "+name)
+		}
+	}
+	dirs := []string{b.ipamDir, filepath.Join(b.dir, "floor-cache", "results")}
+	if d != nil {
+		dirs = append(dirs, filepath.Join(d.cniDir, "attachments"), filepath.Join(d.cniDir, "results"))
+	}
+	for _, dir := range dirs {
+		_ = filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+			if err == nil && info.Mode().IsRegular() && info.Name() != "lock" && !strings.HasPrefix(info.Name(), "last_reserved_ip") {
+				out = append(out, "file "+p)
+			}
+			return nil
+		})
+	}
+	return out
+}
+
+// procRSS is the process's resident set in MiB.
+func procRSS(pid int) float64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.Fields(v)[0], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// procCPU is the process's user+system CPU time in seconds.
+func procCPU(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndex(s, ")")+2:])
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ
+}
+
+func (b *bench) apiRequests() map[string]float64 {
+	code, body := b.cluster.Get(context.Background(), "/metrics")
+	out := map[string]float64{}
+	if code != 200 {
+		return out
+	}
+	sc := bufio.NewScanner(strings.NewReader(string(body)))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "apiserver_request_total{") {
+			continue
+		}
+		labels := map[string]string{}
+		for _, kv := range strings.Split(line[strings.Index(line, "{")+1:strings.LastIndex(line, "}")], ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			labels[k] = strings.Trim(v, `"`)
+		}
+		n, _ := strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
+		key := labels["verb"] + " " + labels["resource"]
+		if labels["subresource"] != "" {
+			key += "/" + labels["subresource"]
+		}
+		out[key] += n
+	}
+	return out
+}
+
+// perOp is the request delta divided by ops, leaving out the harness's
+// own metrics scrapes.
+func perOp(after, before map[string]float64, ops int) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range after {
+		if d := v - before[k]; d > 0 && !strings.Contains(k, "metrics") && k != "GET " {
+			out[k] = d / float64(ops)
+		}
+	}
+	return out
+}
+
+// shimCost execs the shim for VERSION (no daemon work) n times.
+func (b *bench) shimCost(n int) (wallMS, cpuMS float64, sizeMB float64) {
+	var walls, cpus []time.Duration
+	for i := 0; i < n; i++ {
+		cmd := exec.Command(b.shim)
+		cmd.Env = []string{"CNI_COMMAND=VERSION"}
+		cmd.Stdin = strings.NewReader(`{"cniVersion":"1.0.0"}`)
+		t := time.Now()
+		if err := cmd.Run(); err != nil {
+			continue
+		}
+		walls = append(walls, time.Since(t))
+		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+		cpus = append(cpus, time.Duration(ru.Utime.Nano()+ru.Stime.Nano()))
+	}
+	fi, _ := os.Stat(b.shim)
+	return float64(percentile(walls, .5).Microseconds()) / 1000, float64(percentile(cpus, .5).Microseconds()) / 1000, float64(fi.Size()) / (1 << 20)
+}
+
+// scaleStep measures ADD p50 (concurrency 1, 20 pods, 2 networks) with the
+// cluster holding nads NADs and the node holding pods pods.
+type scaleStep struct {
+	NADs, NodePods int
+	AddP50, DelP50 float64
+	DaemonRSSMB    float64
+	Errors         int
+}
+
+func (b *bench) scale(ctx context.Context) ([]scaleStep, error) {
+	const node = "scale-node"
+	d, cfgPath, err := b.daemonConfig("scale", nil)
+	if err != nil {
+		return nil, err
+	}
+	b.scaleD = d
+	if err := b.startDaemon(d, cfgPath, "--kubeconfig", b.cluster.Kubeconfig, "--node-name", node); err != nil {
+		return nil, err
+	}
+	probe := make([]podInfo, 10)
+	for i := range probe {
+		probe[i] = podInfo{name: fmt.Sprintf("scale-probe-%02d", i)}
+		uid, err := b.createPod(ctx, node, benchNS, probe[i].name, map[string]string{nadv1.NetworkAttachmentAnnot: "mv1"})
+		if err != nil {
+			return nil, err
+		}
+		probe[i].uid = uid
+	}
+	var steps []scaleStep
+	nads, pods := 4, len(probe)
+	for _, target := range []struct{ nads, pods int }{{10, 10}, {2000, 200}, {2000, 500}} {
+		for ; nads < target.nads; nads++ {
+			if err := b.createNAD(ctx, "scale", fmt.Sprintf("nad-%04d", nads), fmt.Sprintf(`{"cniVersion":"1.0.0","name":"nad-%04d","type":"macvlan","master":"%s","ipam":{"type":"host-local","ranges":[[{"subnet":"10.200.0.0/16"}]]}}`, nads, parent)); err != nil {
+				return nil, err
+			}
+		}
+		for ; pods < target.pods; pods++ {
+			if _, err := b.createPod(ctx, node, "scale", fmt.Sprintf("filler-%04d", pods), map[string]string{nadv1.NetworkAttachmentAnnot: "nad-0004"}); err != nil {
+				return nil, err
+			}
+		}
+		time.Sleep(2 * time.Second) // let the informers catch up
+		ph, err := b.runPhase(modeAPI, d, 1, 2, 0, probe)
+		if err != nil {
+			return nil, err
+		}
+		steps = append(steps, scaleStep{NADs: nads, NodePods: pods, AddP50: ph.Add.P50, DelP50: ph.Del.P50, DaemonRSSMB: ph.DaemonRSSMB, Errors: ph.Add.Errors + ph.Del.Errors})
+	}
+	return steps, nil
+}

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+)
+
+// report is what the bench prints and stores.
+type report struct {
+	Date       string
+	Pods       int
+	Repeats    int
+	Phases     []*phase
+	Summary    []summaryRow
+	ShimWallMS float64
+	ShimCPUMS  float64
+	ShimSizeMB float64
+	Scale      []scaleStep `json:",omitempty"`
+}
+
+// summaryRow: medians over the repeats of one (mode, concurrency, networks).
+type summaryRow struct {
+	Mode                 mode
+	Concurrency          int
+	Networks             int
+	Add, Del             opStats
+	AddP50Ratio          float64 // plexus / floor
+	DelP50Ratio          float64
+	AddOpsRatio          float64
+	DelOpsRatio          float64
+	DaemonRSSMB          float64
+	CPUPerOpMS           float64
+	APIPerAdd, APIPerDel map[string]float64
+	Leaks, Errors        int
+}
+
+func (b *bench) runAll() (*report, error) {
+	r := &report{Date: time.Now().UTC().Format(time.RFC3339), Pods: b.o.pods, Repeats: b.o.repeats}
+	modes := []mode{modeFloor, modeManifest}
+	if b.o.api {
+		modes = append(modes, modeAPI)
+	}
+	r.ShimWallMS, r.ShimCPUMS, r.ShimSizeMB = b.shimCost(200)
+	for rep := 0; rep < b.o.repeats; rep++ {
+		for _, conc := range b.o.concs {
+			for _, nets := range b.o.nets {
+				for _, m := range modes { // interleaved: floor, plexus, floor, plexus …
+					ph, err := b.runPhase(m, b.daemonFor(m), conc, nets, rep, b.pods[nets])
+					if err != nil {
+						return nil, err
+					}
+					fmt.Fprintf(os.Stderr, "rep %d c=%d n=%d %-16s ADD p50 %6.1f ms %6.1f/s  DEL p50 %6.1f ms %6.1f/s  errors %d leaks %d\n",
+						rep, conc, nets, m, ph.Add.P50, ph.Add.OpsPerSec, ph.Del.P50, ph.Del.OpsPerSec, ph.Add.Errors+ph.Del.Errors, len(ph.Leaks))
+					r.Phases = append(r.Phases, ph)
+				}
+			}
+		}
+	}
+	r.summarise(modes, b.o)
+	if b.o.scale && b.o.api {
+		steps, err := b.scale(context.Background())
+		if err != nil {
+			return nil, err
+		}
+		r.Scale = steps
+	}
+	return r, nil
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+func (r *report) summarise(modes []mode, o options) {
+	for _, conc := range o.concs {
+		for _, nets := range o.nets {
+			var floor *summaryRow
+			for _, m := range modes {
+				row := summaryRow{Mode: m, Concurrency: conc, Networks: nets, APIPerAdd: map[string]float64{}, APIPerDel: map[string]float64{}}
+				var f [10][]float64
+				apiAdd, apiDel := map[string][]float64{}, map[string][]float64{}
+				for _, ph := range r.Phases {
+					if ph.Mode != m || ph.Concurrency != conc || ph.Networks != nets {
+						continue
+					}
+					for i, v := range []float64{ph.Add.P50, ph.Add.P90, ph.Add.P99, ph.Add.Max, ph.Add.OpsPerSec, ph.Del.P50, ph.Del.P90, ph.Del.P99, ph.Del.Max, ph.Del.OpsPerSec} {
+						f[i] = append(f[i], v)
+					}
+					row.DaemonRSSMB = max(row.DaemonRSSMB, ph.DaemonRSSMB)
+					row.CPUPerOpMS += ph.CPUPerOpMS / float64(o.repeats)
+					row.Leaks += len(ph.Leaks)
+					row.Errors += ph.Add.Errors + ph.Del.Errors
+					for k, v := range ph.APIPerAdd {
+						apiAdd[k] = append(apiAdd[k], v)
+					}
+					for k, v := range ph.APIPerDel {
+						apiDel[k] = append(apiDel[k], v)
+					}
+				}
+				row.Add = opStats{P50: median(f[0]), P90: median(f[1]), P99: median(f[2]), Max: median(f[3]), OpsPerSec: median(f[4])}
+				row.Del = opStats{P50: median(f[5]), P90: median(f[6]), P99: median(f[7]), Max: median(f[8]), OpsPerSec: median(f[9])}
+				for k, v := range apiAdd {
+					row.APIPerAdd[k] = median(v)
+				}
+				for k, v := range apiDel {
+					row.APIPerDel[k] = median(v)
+				}
+				if m == modeFloor {
+					floor = &row
+				} else if floor != nil {
+					row.AddP50Ratio = row.Add.P50 / floor.Add.P50
+					row.DelP50Ratio = row.Del.P50 / floor.Del.P50
+					row.AddOpsRatio = row.Add.OpsPerSec / floor.Add.OpsPerSec
+					row.DelOpsRatio = row.Del.OpsPerSec / floor.Del.OpsPerSec
+				}
+				r.Summary = append(r.Summary, row)
+			}
+		}
+	}
+}
+
+func (r *report) markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n## Plexus vs floor (%d pods per phase, medians of %d repeats, interleaved)\n\n", r.Pods, r.Repeats)
+	b.WriteString("| mode | conc | nets | ADD p50 / p90 / p99 / max ms | ADD ops/s | DEL p50 / p90 / p99 / max ms | DEL ops/s | ADD p50 ×floor | ADD ops/s ×floor | DEL p50 ×floor | DEL ops/s ×floor | daemon RSS MiB | CPU/op ms | errors | leaks |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, s := range r.Summary {
+		ratio := func(v float64) string {
+			if s.Mode == modeFloor {
+				return "1"
+			}
+			return fmt.Sprintf("%.2f", v)
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d | %.1f / %.1f / %.1f / %.1f | %.1f | %.1f / %.1f / %.1f / %.1f | %.1f | %s | %s | %s | %s | %s | %s | %d | %d |\n",
+			s.Mode, s.Concurrency, s.Networks, s.Add.P50, s.Add.P90, s.Add.P99, s.Add.Max, s.Add.OpsPerSec,
+			s.Del.P50, s.Del.P90, s.Del.P99, s.Del.Max, s.Del.OpsPerSec,
+			ratio(s.AddP50Ratio), ratio(s.AddOpsRatio), ratio(s.DelP50Ratio), ratio(s.DelOpsRatio),
+			blank(s.DaemonRSSMB, "%.1f"), blank(s.CPUPerOpMS, "%.2f"), s.Errors, s.Leaks)
+	}
+	fmt.Fprintf(&b, "\nShim: %.1f MiB; exec with no daemon work (VERSION): %.2f ms wall, %.2f ms CPU (median of 200).\n", r.ShimSizeMB, r.ShimWallMS, r.ShimCPUMS)
+	var api []string
+	for _, s := range r.Summary {
+		if s.Mode == modeAPI {
+			api = append(api, fmt.Sprintf("| %d | %d | %s | %s |", s.Concurrency, s.Networks, fmtReq(s.APIPerAdd), fmtReq(s.APIPerDel)))
+		}
+	}
+	if len(api) > 0 {
+		b.WriteString("\n### API requests per operation (apiserver_request_total)\n\n| conc | nets | per ADD | per DEL |\n|---|---|---|---|\n")
+		b.WriteString(strings.Join(api, "\n") + "\n")
+	}
+	if len(r.Scale) > 0 {
+		b.WriteString("\n### Scale (plexus-api, concurrency 1, 10 pods, 2 networks)\n\n| NADs in cluster | pods on node | ADD p50 ms | DEL p50 ms | daemon RSS MiB | errors |\n|---|---|---|---|---|---|\n")
+		for _, s := range r.Scale {
+			fmt.Fprintf(&b, "| %d | %d | %.1f | %.1f | %.1f | %d |\n", s.NADs, s.NodePods, s.AddP50, s.DelP50, s.DaemonRSSMB, s.Errors)
+		}
+	}
+	return b.String()
+}
+
+func blank(v float64, f string) string {
+	if v == 0 {
+		return "–"
+	}
+	return fmt.Sprintf(f, v)
+}
+
+func fmtReq(m map[string]float64) string {
+	if len(m) == 0 {
+		return "0"
+	}
+	var keys []string
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %.2f", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
