@@ -42,8 +42,14 @@ type Cluster struct {
 
 	apiserverBin string
 	apiArgs      []string
-	etcd         *exec.Cmd
-	apiserver    *exec.Cmd
+	etcd         *proc
+	apiserver    *proc
+}
+
+// proc is a started process; done closes when its single Wait returns.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
 }
 
 // Options locate the binaries.
@@ -129,8 +135,11 @@ func (c *Cluster) StartAPIServer(ctx context.Context) error {
 		if code, _ := c.Get(ctx, "/readyz"); code == http.StatusOK {
 			return nil
 		}
-		if c.apiserver.ProcessState != nil {
-			break
+		select {
+		case <-c.apiserver.done:
+			logs, _ := os.ReadFile(filepath.Join(c.Dir, "kube-apiserver.log"))
+			return fmt.Errorf("kube-apiserver exited: %s", tail(logs, 3000))
+		default:
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -148,22 +157,20 @@ func (c *Cluster) Stop() {
 	os.RemoveAll(c.Dir)
 }
 
-func stop(cmd *exec.Cmd) {
-	if cmd == nil || cmd.Process == nil {
+func stop(p *proc) {
+	if p == nil {
 		return
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-done:
+	case <-p.done:
 	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
+		_ = p.cmd.Process.Kill()
+		<-p.done
 	}
 }
 
-func (c *Cluster) spawn(name, bin string, args ...string) (*exec.Cmd, error) {
+func (c *Cluster) spawn(name, bin string, args ...string) (*proc, error) {
 	logf, err := os.Create(filepath.Join(c.Dir, name+".log"))
 	if err != nil {
 		return nil, err
@@ -175,8 +182,9 @@ func (c *Cluster) spawn(name, bin string, args ...string) (*exec.Cmd, error) {
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	go func() { _ = cmd.Wait(); logf.Close() }()
-	return cmd, nil
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); logf.Close(); close(p.done) }()
+	return p, nil
 }
 
 // RESTConfig is an admin client config.
