@@ -89,6 +89,9 @@ type Config struct {
 	PodResourcesSocket string
 	// DeviceInfoDir is the device-info spec's root (dp/ and cni/ below it).
 	DeviceInfoDir string
+	// PprofSocket, when set, serves net/http/pprof on this unix socket
+	// (root only, 0600). Off by default.
+	PprofSocket string
 	// PodWaitTimeout bounds how long an ADD waits for the pod informer to
 	// catch up before one live GET.
 	PodWaitTimeout time.Duration

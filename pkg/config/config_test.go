@@ -261,7 +261,7 @@ func TestUnsupportedKeys(t *testing.T) {
 	hints := map[string]string{
 		"chrootDir":             "mount namespace",
 		"metricsPort":           "not implemented yet",
-		"enablePprof":           "not implemented yet",
+		"enablePprof":           "pprofSocket",
 		"connectionLimit":       "maxConcurrency and queueSize",
 		"perNodeCertificate":    "--kubeconfig",
 		"cniVersion":            "shim's CNI config",

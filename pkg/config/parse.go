@@ -107,6 +107,7 @@ func (w *wire) resolve() (Config, []error) {
 	setPath(&c.StatusDir, w.StatusDir)
 	setPath(&c.PodResourcesSocket, w.PodResourcesSocket)
 	setPath(&c.DeviceInfoDir, w.DeviceInfoDir)
+	setPath(&c.PprofSocket, w.PprofSocket)
 
 	setInt(&c.MaxConcurrency, w.MaxConcurrency)
 	setInt(&c.QueueSize, w.QueueSize)

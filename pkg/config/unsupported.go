@@ -7,7 +7,7 @@ package config
 var unsupported = map[string]string{
 	"chrootDir":             "delegates run in the host mount namespace of the plexusd pod (mount the host's CNI directories into the pod instead of chrooting)",
 	"metricsPort":           "metrics are not implemented yet",
-	"enablePprof":           "pprof is not implemented yet",
+	"enablePprof":           "use pprofSocket: pprof is served on a root-only unix socket, never on a TCP port",
 	"connectionLimit":       "use maxConcurrency and queueSize, which bound delegate work rather than connections",
 	"perNodeCertificate":    "per-node client certificates are not supported; plexusd uses its service account or the --kubeconfig flag",
 	"cniVersion":            "Plexus does not generate a CNI config yet; set cniVersion in the shim's CNI config file",

@@ -44,6 +44,7 @@ type wire struct {
 	APIBurst               *int            `json:"apiBurst"`
 	EventQPS               *int            `json:"eventQPS"`
 	PodWaitTimeout         *durationString `json:"podWaitTimeout"`
+	PprofSocket            *string         `json:"pprofSocket"`
 	PodResourcesSocket     *string         `json:"podResourcesSocket"`
 	DeviceInfoDir          *string         `json:"deviceInfoDir"`
 }
@@ -98,6 +99,7 @@ func (w *wire) fields() map[string]any {
 		"apiBurst":               &w.APIBurst,
 		"eventQPS":               &w.EventQPS,
 		"podWaitTimeout":         &w.PodWaitTimeout,
+		"pprofSocket":            &w.PprofSocket,
 		"podResourcesSocket":     &w.PodResourcesSocket,
 		"deviceInfoDir":          &w.DeviceInfoDir,
 	}

@@ -47,6 +47,11 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 		RequestTimeout: cfg.RequestTimeout,
 		MaxBodyBytes:   cfg.MaxRequestBytes,
 	})
+	if cfg.PprofSocket != "" {
+		if err := servePprof(ctx, cfg.PprofSocket, log); err != nil {
+			return err
+		}
+	}
 	l, err := server.Listen(cfg.SocketPath(), []uint32{0}, log)
 	if err != nil {
 		return err

@@ -209,7 +209,7 @@ func (s *Source) WriteStatus(_ context.Context, ref store.PodRef, status []byte)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("status dir: %w", err)
 	}
-	return store.WriteFileAtomic(p, status, 0o644)
+	return store.WriteFileAtomicNoSync(p, status, 0o644) // runtime state, like /run
 }
 
 // ClearStatus removes the status file if it still holds status (it may

@@ -50,7 +50,14 @@ type Record struct {
 
 // Store persists records by container ID.
 type Store interface {
+	// Save writes r durably (fsync of file and directory): the plan must
+	// survive a crash, or a DEL after a reboot could not release what the
+	// delegates allocated.
 	Save(r *Record) error
+	// Commit rewrites r (now complete) atomically but without forcing it
+	// to disk: if a crash loses it, the record only looks unfinished, which
+	// the next ADD or DEL handles the same way.
+	Commit(r *Record) error
 	Load(containerID string) (*Record, error)
 	Delete(containerID string) error
 	List() ([]string, error)
@@ -92,8 +99,13 @@ func (s *FileStore) path(id string) (string, error) {
 	return filepath.Join(s.Dir, id+".json"), nil
 }
 
-// Save writes r atomically.
-func (s *FileStore) Save(r *Record) error {
+// Save writes r atomically and durably.
+func (s *FileStore) Save(r *Record) error { return s.write(r, true) }
+
+// Commit writes r atomically.
+func (s *FileStore) Commit(r *Record) error { return s.write(r, false) }
+
+func (s *FileStore) write(r *Record, durable bool) error {
 	p, err := s.path(r.ContainerID)
 	if err != nil {
 		return err
@@ -106,7 +118,10 @@ func (s *FileStore) Save(r *Record) error {
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return fmt.Errorf("create record dir: %w", err)
 	}
-	return WriteFileAtomic(p, data, 0o600)
+	if durable {
+		return WriteFileAtomic(p, data, 0o600)
+	}
+	return WriteFileAtomicNoSync(p, data, 0o600)
 }
 
 // Load reads the record of id. Missing → ErrNotFound; undecodable → ErrCorrupt.
@@ -134,7 +149,9 @@ func (s *FileStore) Load(id string) (*Record, error) {
 	return &r, nil
 }
 
-// Delete removes the record of id; a missing record is not an error.
+// Delete removes the record of id; a missing record is not an error. It
+// does not fsync: a deletion lost in a crash brings back a record whose
+// delegates were already deleted, and DEL is idempotent.
 func (s *FileStore) Delete(id string) error {
 	p, err := s.path(id)
 	if err != nil {
@@ -143,7 +160,7 @@ func (s *FileStore) Delete(id string) error {
 	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("delete record %s: %w", id, err)
 	}
-	return syncDir(s.Dir)
+	return nil
 }
 
 // List returns the container IDs that have a record, sorted.
@@ -171,6 +188,16 @@ func (s *FileStore) List() ([]string, error) {
 // fsyncs it, renames it over path and fsyncs the directory, so a reader (or
 // a reboot) sees either the old or the new content, never a torn file.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return writeAtomic(path, data, perm, true)
+}
+
+// WriteFileAtomicNoSync is WriteFileAtomic without the fsyncs: readers
+// still never see a torn file, but a crash may lose the new content.
+func WriteFileAtomicNoSync(path string, data []byte, perm os.FileMode) error {
+	return writeAtomic(path, data, perm, false)
+}
+
+func writeAtomic(path string, data []byte, perm os.FileMode, durable bool) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -190,8 +217,10 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	if _, err := f.Write(data); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", path, err)
+	if durable {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("sync %s: %w", path, err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", path, err)
@@ -200,6 +229,9 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 		return fmt.Errorf("rename %s: %w", path, err)
 	}
 	committed = true
+	if !durable {
+		return nil
+	}
 	return syncDir(dir)
 }
 
