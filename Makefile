@@ -14,7 +14,7 @@ GOTEST      := $(GO) test -race -count=1
 
 KUBE_VERSION ?= v1.33.13
 
-.PHONY: all build plugins testbins kube-bins test test-unit demo bench fuzz lint verify clean
+.PHONY: all build plugins testbins kube-bins test test-unit demo bench fuzz lint verify clean image e2e-node
 
 all: build
 
@@ -37,11 +37,35 @@ testbins:
 	@mkdir -p $(TEST_BIN)
 	$(GO) build -race -o $(TEST_BIN)/plexusd ./cmd/thick-daemon
 	CGO_ENABLED=0 $(GO) build -o $(TEST_BIN)/recorder ./e2e/testplugins/recorder
+	CGO_ENABLED=0 $(GO) build -o $(TEST_BIN)/vfplugin ./e2e/testplugins/vfplugin
 
 # kube-apiserver and kubectl from the Go module proxy, cached under .cache/
 # (about 7 minutes the first time on 2 cores, seconds afterwards).
 kube-bins:
 	KUBE_VERSION=$(KUBE_VERSION) TARGETS="kube-apiserver kubectl" hack/kube-build.sh
+
+# The container image (bin/plexus-image.tar: OCI layout + docker-archive,
+# for `ctr -n k8s.io images import`, `docker load`, `podman load`), built
+# without a Docker engine from the static binaries of `make build`. The
+# Dockerfile builds the same image for those who have Docker.
+TAG         ?= dev
+IMAGE       ?= plexus:$(TAG)
+IMAGE_TAR   ?= $(BIN)/plexus-image.tar
+image: build
+	$(GO) run ./hack/ociimage -o $(IMAGE_TAR) -name $(IMAGE) -entrypoint /usr/bin/plexusd \
+		-label org.opencontainers.image.version=$(VERSION) \
+		-add $(BIN)/plexus:/usr/bin/plexus -add $(BIN)/plexusd:/usr/bin/plexusd
+
+# Plexus deployed from deployments/ on a real single node built here
+# (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, a private
+# containerd + runc, kubelet), everything on loopback and in
+# /tmp/plexus-e2e-node. Root; needs etcd-server, containerd and runc from apt.
+KUBE_NODE_BINS := kube-apiserver kubectl kubelet kube-controller-manager kube-scheduler
+E2E_NODE_TIMEOUT ?= 40m
+e2e-node: build plugins image
+	@if [ "$$(id -u)" != 0 ]; then echo "make e2e-node needs root (containerd, kubelet, netns)"; exit 1; fi
+	KUBE_VERSION=$(KUBE_VERSION) TARGETS="$(KUBE_NODE_BINS)" hack/kube-build.sh
+	PLEXUS_E2E_NODE=1 $(GO) test -count=1 -v -timeout $(E2E_NODE_TIMEOUT) ./e2e/node
 
 # Everything: unit, fuzz seeds, real netns + real plugins end to end, and a
 # real kube-apiserver + etcd. Root.

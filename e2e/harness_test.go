@@ -26,7 +26,7 @@ var (
 	daemonBin  = envOr("PLEXUSD", filepath.Join(root, "bin", "test", "plexusd"))
 	cniBin     = filepath.Join(root, "bin", "cni")
 	recorder   = filepath.Join(root, "bin", "test", "recorder")
-	needsBuild = []string{shimBin, daemonBin, filepath.Join(cniBin, "bridge"), recorder}
+	needsBuild = []string{shimBin, daemonBin, filepath.Join(cniBin, "bridge"), recorder, filepath.Join(root, "bin", "test", "vfplugin")}
 )
 
 func envOr(k, def string) string {
@@ -80,11 +80,15 @@ type env struct {
 	daemon    *exec.Cmd
 	done      chan error
 	extraCfg  map[string]interface{}
+	// noWaitReady: startDaemon returns once the socket answers, ready or not.
+	noWaitReady bool
 }
 
 type envOpt func(*env)
 
 func withConfig(k string, v interface{}) envOpt { return func(e *env) { e.extraCfg[k] = v } }
+
+func withoutReadyWait() envOpt { return func(e *env) { e.noWaitReady = true } }
 
 func newEnv(t *testing.T, opts ...envOpt) *env {
 	t.Helper()
@@ -219,7 +223,7 @@ func (e *env) startDaemon() {
 			e.t.Fatalf("plexusd exited: %v: %s", err, stderr.String())
 		default:
 		}
-		if code, _ := e.get("/readyz"); code == http.StatusOK || (e.kube != nil && e.kube.noWaitReady && code != 0) {
+		if code, _ := e.get("/readyz"); code == http.StatusOK || ((e.noWaitReady || e.kube != nil && e.kube.noWaitReady) && code != 0) {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/plexus-cni/plexus/pkg/buildinfo"
+	"github.com/plexus-cni/plexus/pkg/cniconf"
 	"github.com/plexus-cni/plexus/pkg/config"
 	"github.com/plexus-cni/plexus/pkg/daemon"
 	"github.com/plexus-cni/plexus/pkg/install"
@@ -28,6 +29,7 @@ func run() int {
 	nodeName := flag.String("node-name", os.Getenv("NODE_NAME"), "this node's name (default: $NODE_NAME)")
 	installShim := flag.String("install-shim", "", "copy the plexus shim (next to this binary) into DIR atomically, then exit")
 	probe := flag.String("probe", "", "exit 0 if the daemon on this socket is ready")
+	uninstall := flag.Bool("uninstall", false, "remove the generated CNI config (cniConfigDir/00-plexus.conflist), then exit")
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
 	switch {
@@ -43,6 +45,12 @@ func run() int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "plexusd: %v\n", err)
 		return 2
+	}
+	if *uninstall {
+		if cfg.CNIConfigDir == "" {
+			return report(fmt.Errorf("--uninstall: cniConfigDir is not set in %s", *cfgPath))
+		}
+		return report(cniconf.Uninstall(cfg.CNIConfigDir))
 	}
 	log, closer, err := logging.New(cfg.Log)
 	if err != nil {

@@ -56,6 +56,11 @@ type proc struct {
 type Options struct {
 	BinDir string // holds kube-apiserver and kubectl
 	Etcd   string // etcd binary; default /usr/bin/etcd
+	// ServiceAccountAdmission keeps the ServiceAccount admission plugin on
+	// (it is off by default, as in envtest). With it, pods get the projected
+	// service-account token volume; that needs a kube-controller-manager
+	// (service accounts, the kube-root-ca.crt ConfigMap).
+	ServiceAccountAdmission bool
 }
 
 // Start brings etcd and kube-apiserver up and waits for /readyz.
@@ -108,9 +113,11 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		"--service-account-key-file=" + pki("sa.pub"), "--service-account-signing-key-file=" + pki("sa.key"),
 		"--service-cluster-ip-range=10.0.0.0/24",
 		"--authorization-mode=RBAC",
-		"--disable-admission-plugins=ServiceAccount",
 		"--allow-privileged=true", "--profiling=false",
 		"--endpoint-reconciler-type=none",
+	}
+	if !o.ServiceAccountAdmission {
+		c.apiArgs = append(c.apiArgs, "--disable-admission-plugins=ServiceAccount")
 	}
 	if err := c.StartAPIServer(ctx); err != nil {
 		return nil, err
@@ -177,7 +184,9 @@ func (c *Cluster) spawn(name, bin string, args ...string) (*proc, error) {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// No Pdeathsig: it fires when the spawning OS thread exits, and Go
+	// retires threads a goroutine locked (netns helpers do), which killed
+	// etcd mid-suite. Stop() is called by the suite's TestMain instead.
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)

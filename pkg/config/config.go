@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -89,6 +90,20 @@ type Config struct {
 	PodResourcesSocket string
 	// DeviceInfoDir is the device-info spec's root (dp/ and cni/ below it).
 	DeviceInfoDir string
+	// CNIConfigDir, when set, is the runtime's CNI config directory where
+	// plexusd writes 00-plexus.conflist, layered over the primary CNI's
+	// config, and keeps it there (Multus "cniConfigDir" with
+	// multusConfigFile "auto").
+	CNIConfigDir string
+	// AutoconfigDir is where the primary CNI config is looked for;
+	// default CNIConfigDir (Multus "multusAutoconfigDir").
+	AutoconfigDir string
+	// PrimaryConfig pins the primary CNI config by file name (Multus
+	// "multusMasterCNI"); default: the first .conf/.conflist/.json by name
+	// that is not Plexus's own.
+	PrimaryConfig string
+	// CNIVersion of the generated file; default: the primary's.
+	CNIVersion string
 	// PprofSocket, when set, serves net/http/pprof on this unix socket
 	// (root only, 0600). Off by default.
 	PprofSocket string
@@ -184,8 +199,17 @@ func (c Config) problems() []error {
 		}
 	}
 
-	if c.ClusterNetwork == "" {
-		add(keyErrorf("clusterNetwork", "required: a NAD name in multusNamespace, a CNI config name in confDir, or an absolute file path"))
+	if c.ClusterNetwork == "" && c.CNIConfigDir == "" {
+		add(keyErrorf("clusterNetwork", "required unless cniConfigDir is set: a NAD name in multusNamespace, a CNI config name in confDir, or an absolute file path"))
+	}
+	if c.CNIVersion != "" && !validCNIVersion(c.CNIVersion) {
+		add(keyErrorf("cniVersion", "must be one of 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0, got %q", c.CNIVersion))
+	}
+	if strings.ContainsAny(c.PrimaryConfig, "/\\") {
+		add(keyErrorf("multusMasterCNI", "a file name in multusAutoconfigDir, not a path: %q", c.PrimaryConfig))
+	}
+	if c.AutoconfigDir != "" && c.CNIConfigDir == "" {
+		add(keyErrorf("multusAutoconfigDir", "needs cniConfigDir"))
 	}
 	for i, n := range c.DefaultNetworks {
 		if n == "" {
@@ -322,4 +346,12 @@ func dns1123LabelProblem(s string) string {
 		}
 	}
 	return ""
+}
+
+func validCNIVersion(v string) bool {
+	switch v {
+	case "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0":
+		return true
+	}
+	return false
 }

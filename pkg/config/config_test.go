@@ -264,13 +264,8 @@ func TestUnsupportedKeys(t *testing.T) {
 		"enablePprof":           "pprofSocket",
 		"connectionLimit":       "maxConcurrency and queueSize",
 		"perNodeCertificate":    "--kubeconfig",
-		"cniVersion":            "shim's CNI config",
-		"cniConfigDir":          "not implemented yet",
-		"multusConfigFile":      "not implemented yet",
-		"multusAutoconfigDir":   "clusterNetwork",
-		"multusMasterCNI":       "clusterNetwork",
-		"forceCNIVersion":       "not implemented yet",
-		"overrideNetworkName":   "not implemented yet",
+		"forceCNIVersion":       "use cniVersion",
+		"overrideNetworkName":   "plexus-cni-network",
 		"delegates":             "use clusterNetwork",
 		"auxiliaryCNIChainName": "not supported",
 		"retryDeleteOnError":    "until DEL succeeds",
@@ -499,7 +494,7 @@ func TestUpstreamThickDaemonConfig(t *testing.T) {
 		"socketDir": "/host/run/multus/"
 	}`
 	_, err := Parse([]byte(doc))
-	want := []string{"chrootDir", "clusterNetwork", "cniConfigDir", "cniVersion", "multusAutoconfigDir", "multusConfigFile"}
+	want := []string{"chrootDir"}
 	if got := keysOf(keyErrors(t, err)); !reflect.DeepEqual(got, want) {
 		t.Fatalf("error keys\n got %v\nwant %v\nerr: %v", got, want, err)
 	}

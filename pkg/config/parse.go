@@ -108,6 +108,17 @@ func (w *wire) resolve() (Config, []error) {
 	setPath(&c.PodResourcesSocket, w.PodResourcesSocket)
 	setPath(&c.DeviceInfoDir, w.DeviceInfoDir)
 	setPath(&c.PprofSocket, w.PprofSocket)
+	setPath(&c.CNIConfigDir, w.CNIConfigDir)
+	setPath(&c.AutoconfigDir, w.AutoconfigDir)
+	if w.PrimaryConfig != nil {
+		c.PrimaryConfig = *w.PrimaryConfig
+	}
+	if w.CNIVersion != nil {
+		c.CNIVersion = *w.CNIVersion
+	}
+	if w.MultusConfigFile != nil && *w.MultusConfigFile != "auto" {
+		errs = append(errs, &KeyError{Key: "multusConfigFile", Err: fmt.Errorf("%w: only \"auto\" (generate 00-plexus.conflist in cniConfigDir) is supported, got %q", ErrUnsupportedKey, *w.MultusConfigFile)})
+	}
 
 	setInt(&c.MaxConcurrency, w.MaxConcurrency)
 	setInt(&c.QueueSize, w.QueueSize)

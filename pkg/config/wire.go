@@ -45,6 +45,11 @@ type wire struct {
 	EventQPS               *int            `json:"eventQPS"`
 	PodWaitTimeout         *durationString `json:"podWaitTimeout"`
 	PprofSocket            *string         `json:"pprofSocket"`
+	CNIConfigDir           *string         `json:"cniConfigDir"`
+	AutoconfigDir          *string         `json:"multusAutoconfigDir"`
+	PrimaryConfig          *string         `json:"multusMasterCNI"`
+	CNIVersion             *string         `json:"cniVersion"`
+	MultusConfigFile       *string         `json:"multusConfigFile"`
 	PodResourcesSocket     *string         `json:"podResourcesSocket"`
 	DeviceInfoDir          *string         `json:"deviceInfoDir"`
 }
@@ -100,6 +105,11 @@ func (w *wire) fields() map[string]any {
 		"eventQPS":               &w.EventQPS,
 		"podWaitTimeout":         &w.PodWaitTimeout,
 		"pprofSocket":            &w.PprofSocket,
+		"cniConfigDir":           &w.CNIConfigDir,
+		"multusAutoconfigDir":    &w.AutoconfigDir,
+		"multusMasterCNI":        &w.PrimaryConfig,
+		"cniVersion":             &w.CNIVersion,
+		"multusConfigFile":       &w.MultusConfigFile,
 		"podResourcesSocket":     &w.PodResourcesSocket,
 		"deviceInfoDir":          &w.DeviceInfoDir,
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/plexus-cni/plexus/pkg/config"
 	"github.com/plexus-cni/plexus/pkg/delegate"
 	"github.com/plexus-cni/plexus/pkg/detach"
+	"github.com/plexus-cni/plexus/pkg/devices"
 	"github.com/plexus-cni/plexus/pkg/netselect"
 	"github.com/plexus-cni/plexus/pkg/netstatus"
 	"github.com/plexus-cni/plexus/pkg/server"
@@ -35,6 +36,9 @@ type Multiplexer struct {
 	events Recorder
 	confs  netselect.ConfLoader
 	hooks  []AttachHook
+	// cniconf, when plexusd generates the CNI config, gates readiness
+	// and supplies the primary config as the default cluster network.
+	cniconf ClusterConfig
 	// gc is held shared by ADD/DEL/CHECK and exclusively by GC (CNI spec:
 	// no ADD or DEL may run while GC does).
 	gc sync.RWMutex
@@ -54,7 +58,20 @@ func (m *Multiplexer) Ready() error {
 			return fmt.Errorf("readiness indicator file %s: %w", f, err)
 		}
 	}
+	if m.cniconf != nil {
+		if err := m.cniconf.Ready(); err != nil {
+			return err
+		}
+	}
 	return m.src.Ready()
+}
+
+// ClusterConfig is the generated CNI config's manager (pkg/cniconf).
+type ClusterConfig interface {
+	Ready() error
+	// PrimaryPath is the primary CNI config file, the cluster network
+	// when clusterNetwork is not set.
+	PrimaryPath() string
 }
 
 // Handle implements server.Handler.
@@ -83,8 +100,12 @@ func (m *Multiplexer) Handle(ctx context.Context, log *slog.Logger, req *api.Req
 }
 
 func (m *Multiplexer) options() netselect.Options {
+	cluster := m.cfg.ClusterNetwork
+	if cluster == "" && m.cniconf != nil {
+		cluster = m.cniconf.PrimaryPath()
+	}
 	return netselect.Options{
-		ClusterNetwork:     m.cfg.ClusterNetwork,
+		ClusterNetwork:     cluster,
 		DefaultNetworks:    m.cfg.DefaultNetworks,
 		PlexusNamespace:    m.cfg.MultusNamespace,
 		SystemNamespaces:   m.cfg.SystemNamespaces,
@@ -207,11 +228,14 @@ func (m *Multiplexer) finish(ctx context.Context, ref store.PodRef, hasPod bool,
 	if err != nil {
 		return nil, err
 	}
+	if err := delegate.VerifyRequested(outcomes); err != nil {
+		return nil, err
+	}
 	result, err := delegate.DefaultResult(outcomes, cniVersion)
 	if err != nil {
 		return nil, err
 	}
-	statuses, err := netstatus.Build(outcomes)
+	statuses, err := netstatus.Build(outcomes, devices.ReadDeviceInfo)
 	if err != nil {
 		return nil, fmt.Errorf("build network-status: %w", err)
 	}
@@ -226,7 +250,7 @@ func (m *Multiplexer) finish(ctx context.Context, ref store.PodRef, hasPod bool,
 		rec.Status = status
 	}
 	rec.Complete = true
-	if err := m.store.Save(rec); err != nil {
+	if err := m.store.Commit(rec); err != nil {
 		return nil, fmt.Errorf("save attachment record: %w", err)
 	}
 	return result, nil

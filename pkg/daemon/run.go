@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/plexus-cni/plexus/pkg/cniconf"
 	"github.com/plexus-cni/plexus/pkg/config"
 	"github.com/plexus-cni/plexus/pkg/delegate"
 	"github.com/plexus-cni/plexus/pkg/devices"
@@ -39,7 +40,7 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 	inv := delegate.NewInvoker(cfg.BinDirs, cfg.CNIDir, nil)
 	mux := NewMultiplexer(cfg, src, st, inv, events,
 		devices.New(devices.Options{PodResourcesSocket: cfg.PodResourcesSocket, DeviceInfoDir: cfg.DeviceInfoDir}, log),
-		routes.New(log))
+		routes.NewWithCache(cfg.CNIDir, log))
 	srv := server.New(mux, log, server.Options{
 		Workers:        cfg.MaxConcurrency,
 		QueueSize:      cfg.QueueSize,
@@ -47,6 +48,18 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 		RequestTimeout: cfg.RequestTimeout,
 		MaxBodyBytes:   cfg.MaxRequestBytes,
 	})
+	if cfg.CNIConfigDir != "" {
+		mgr := cniconf.New(cniconf.Options{
+			ConfDir: cfg.CNIConfigDir, AutoconfigDir: cfg.AutoconfigDir, Primary: cfg.PrimaryConfig, CNIVersion: cfg.CNIVersion,
+			ReadinessFile: cfg.ReadinessIndicatorFile, SocketPath: cfg.SocketPath(), CNIDir: cfg.CNIDir,
+		}, nodeReporter{events}, log)
+		mux.cniconf = mgr
+		go func() {
+			if err := mgr.Run(ctx); err != nil {
+				log.Error("CNI config manager stopped", "err", err)
+			}
+		}()
+	}
 	if cfg.PprofSocket != "" {
 		if err := servePprof(ctx, cfg.PprofSocket, log); err != nil {
 			return err
@@ -126,4 +139,28 @@ func (r logRecorder) Event(ref store.PodRef, warning bool, reason, msg string) {
 		return
 	}
 	r.log.Info(msg, "pod", ref.String(), "reason", reason)
+}
+
+// NodeRecorder reports events about this node (the generated CNI config).
+type NodeRecorder interface {
+	NodeEvent(warning bool, reason, msg string)
+}
+
+// nodeReporter sends node events to the source's recorder when it can take
+// them (Kubernetes), else logs them.
+type nodeReporter struct{ r Recorder }
+
+func (n nodeReporter) NodeEvent(warning bool, reason, msg string) {
+	if nr, ok := n.r.(NodeRecorder); ok {
+		nr.NodeEvent(warning, reason, msg)
+	}
+}
+
+// NodeEvent logs (manifest mode).
+func (r logRecorder) NodeEvent(warning bool, reason, msg string) {
+	if warning {
+		r.log.Warn(msg, "reason", reason)
+		return
+	}
+	r.log.Info(msg, "reason", reason)
 }

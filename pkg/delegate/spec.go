@@ -27,4 +27,13 @@ type Spec struct {
 	// DefaultRoute lists the gateways the selection asked to become the
 	// pod's default route(s) through this interface (spec §4.1.2.1.9).
 	DefaultRoute []string `json:"defaultRoute,omitempty"`
+	// ResourceName is the device-plugin resource the NAD names in its
+	// k8s.v1.cni.cncf.io/resourceName annotation; "" if none.
+	ResourceName string `json:"resourceName,omitempty"`
+	// DeviceID is the device of ResourceName allocated to this attachment
+	// (injected as "deviceID"/"pciBusID" into ConfList).
+	DeviceID string `json:"deviceID,omitempty"`
+	// DeviceInfoFile is the device-info spec's CNI file for this
+	// attachment (capability CNIDeviceInfoFile); removed on DEL.
+	DeviceInfoFile string `json:"deviceInfoFile,omitempty"`
 }

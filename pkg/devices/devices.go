@@ -1,38 +1,224 @@
-// Package devices gives attachments whose NAD names a device-plugin
-// resource (k8s.v1.cni.cncf.io/resourceName) the device the kubelet
-// allocated to the pod, read from the kubelet PodResources API, and
-// handles the device-info spec v1.1.0 files.
 package devices
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
 
 	"github.com/plexus-cni/plexus/pkg/delegate"
 	"github.com/plexus-cni/plexus/pkg/netselect"
 )
 
+// Defaults for the zero Options fields.
+const (
+	// DefaultTimeout bounds the kubelet call (Multus uses 10 s too).
+	DefaultTimeout = 10 * time.Second
+	// DefaultCacheTTL is how long a pod's devices are reused: long enough
+	// for a retried ADD, short enough that a recreated pod is not served
+	// its predecessor's devices (the key includes the UID anyway).
+	DefaultCacheTTL = 2 * time.Second
+)
+
+// Capability keys offered to the delegates (runtimeConfig).
+const (
+	CapDeviceID       = "deviceID"
+	CapDeviceInfoFile = "CNIDeviceInfoFile"
+)
+
 // Options locate the kubelet socket and the device-info directory.
 type Options struct {
 	PodResourcesSocket string
-	DeviceInfoDir      string
+	// DeviceInfoDir is the device-info root (dp/ and cni/ below it); ""
+	// turns device-info handling off.
+	DeviceInfoDir string
+	// Timeout bounds the kubelet call; 0 means DefaultTimeout.
+	Timeout time.Duration
+	// CacheTTL is how long a pod's devices are reused; 0 means
+	// DefaultCacheTTL, negative disables the cache.
+	CacheTTL time.Duration
 }
 
-// Manager assigns devices to attachments.
+func (o Options) withDefaults() Options {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.CacheTTL == 0 {
+		o.CacheTTL = DefaultCacheTTL
+	}
+	return o
+}
+
+// Manager assigns devices to attachments. It implements the daemon's
+// AttachHook.
 type Manager struct {
-	opts Options
-	log  *slog.Logger
+	opts  Options
+	log   *slog.Logger
+	pods  PodResources
+	now   func() time.Time
+	mu    sync.Mutex
+	cache map[string]cached // key: namespace/name/uid
 }
 
-// New returns a Manager.
-func New(opts Options, log *slog.Logger) *Manager { return &Manager{opts: opts, log: log} }
-
-// BeforeAdd is not implemented yet.
-func (m *Manager) BeforeAdd(_ context.Context, _ *netselect.Pod, _ delegate.Target, specs []delegate.Spec) ([]delegate.Spec, error) {
-	return specs, nil
+type cached struct {
+	devs    Devices
+	expires time.Time
 }
 
-// AfterAdd changes nothing.
+// New returns a Manager that asks the kubelet at opts.PodResourcesSocket.
+func New(opts Options, log *slog.Logger) *Manager {
+	return newManager(opts, log, NewKubelet(opts.PodResourcesSocket), time.Now)
+}
+
+func newManager(opts Options, log *slog.Logger, pods PodResources, now func() time.Time) *Manager {
+	return &Manager{opts: opts.withDefaults(), log: log, pods: pods, now: now, cache: map[string]cached{}}
+}
+
+// BeforeAdd gives every attachment that names a resource its device (see
+// the package documentation). It returns new specs; on error nothing it
+// staged is left behind.
+func (m *Manager) BeforeAdd(ctx context.Context, pod *netselect.Pod, t delegate.Target, specs []delegate.Spec) ([]delegate.Spec, error) {
+	if !NeedsDevices(specs) {
+		return specs, nil
+	}
+	if pod == nil {
+		s := specs[slices.IndexFunc(specs, func(s delegate.Spec) bool { return s.ResourceName != "" })]
+		return nil, &Error{Network: s.Network, IfName: s.IfName, Resource: s.ResourceName, Code: codeInvalidConfig,
+			Reason: "no K8S_POD_* args: cannot ask the kubelet for the pod's devices"}
+	}
+	podRef := pod.Namespace + "/" + pod.Name
+	devs, err := m.podDevices(ctx, pod)
+	if err != nil {
+		return nil, &Error{Pod: podRef, Reason: "kubelet PodResources API (" + m.opts.PodResourcesSocket + ")", Code: codeTryAgainLater, Err: err}
+	}
+	ids, err := Assign(podRef, specs, devs)
+	if err != nil {
+		return nil, err
+	}
+	out := slices.Clone(specs)
+	var staged []string
+	committed := false
+	defer func() {
+		if !committed {
+			m.removeFiles(staged)
+		}
+	}()
+	for i := range out {
+		if ids[i] == "" {
+			continue
+		}
+		if err := m.attach(podRef, t.ContainerID, &out[i], ids[i]); err != nil {
+			return nil, err
+		}
+		if f := out[i].DeviceInfoFile; f != "" {
+			staged = append(staged, f)
+		}
+	}
+	committed = true
+	return out, nil
+}
+
+// attach gives s the device id and stages its device-info file. A failed
+// stage leaves no file of s behind (the copy is atomic).
+func (m *Manager) attach(podRef, containerID string, s *delegate.Spec, id string) error {
+	fail := func(code uint, reason string, err error) error {
+		return &Error{Pod: podRef, Network: s.Network, IfName: s.IfName, Resource: s.ResourceName, Code: code, Reason: reason, Err: err}
+	}
+	infoFile := ""
+	if m.opts.DeviceInfoDir != "" {
+		infoFile = CNIDeviceInfoPath(m.opts.DeviceInfoDir, s.Network, containerID, s.IfName)
+	}
+	if err := withDevice(s, id, infoFile); err != nil {
+		return fail(codeInvalidConfig, "injecting the device ID", err)
+	}
+	copied := false
+	if infoFile != "" {
+		var dpErr, err error
+		copied, dpErr, err = stageDeviceInfo(m.opts.DeviceInfoDir, *s)
+		if dpErr != nil {
+			m.log.Warn("ignoring the device plugin's device-info file", "pod", podRef, "network", s.Network, "ifname", s.IfName, "err", dpErr)
+		}
+		if err != nil {
+			return fail(codeGeneric, "staging device-info file "+infoFile, err)
+		}
+	}
+	m.log.Debug("device assigned", "pod", podRef, "network", s.Network, "ifname", s.IfName,
+		"resource", s.ResourceName, "deviceID", id, "deviceInfoCopied", copied)
+	return nil
+}
+
+// podDevices asks the kubelet, through the short per-pod cache.
+func (m *Manager) podDevices(ctx context.Context, pod *netselect.Pod) (Devices, error) {
+	key := pod.Namespace + "/" + pod.Name + "/" + pod.UID
+	now := m.now()
+	m.mu.Lock()
+	c, ok := m.cache[key]
+	m.mu.Unlock()
+	if ok && now.Before(c.expires) {
+		return c.devs, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, m.opts.Timeout)
+	defer cancel()
+	devs, err := m.pods.PodDevices(ctx, pod.Namespace, pod.Name)
+	if err != nil {
+		return nil, err
+	}
+	if m.opts.CacheTTL > 0 {
+		m.mu.Lock()
+		for k, e := range m.cache {
+			if !now.Before(e.expires) {
+				delete(m.cache, k)
+			}
+		}
+		m.cache[key] = cached{devs: devs, expires: now.Add(m.opts.CacheTTL)}
+		m.mu.Unlock()
+	}
+	return devs, nil
+}
+
+// withDevice records id in s: top-level "deviceID" and "pciBusID" in every
+// plugin of the conflist, and the deviceID and (unless infoFile is "")
+// CNIDeviceInfoFile capabilities.
+func withDevice(s *delegate.Spec, id, infoFile string) error {
+	v, err := json.Marshal(id)
+	if err != nil {
+		return err
+	}
+	conf, err := netselect.InjectPluginFields(s.ConfList, map[string]json.RawMessage{"deviceID": v, "pciBusID": v})
+	if err != nil {
+		return err
+	}
+	s.ConfList = conf
+	caps := maps.Clone(s.CapabilityArgs)
+	if caps == nil {
+		caps = make(map[string]interface{}, 2)
+	}
+	caps[CapDeviceID] = id
+	if infoFile != "" {
+		caps[CapDeviceInfoFile] = infoFile
+	}
+	s.CapabilityArgs = caps
+	s.DeviceID = id
+	s.DeviceInfoFile = infoFile
+	return nil
+}
+
+// removeFiles is the best-effort cleanup of a failed BeforeAdd.
+func (m *Manager) removeFiles(paths []string) {
+	for _, p := range paths {
+		if err := removeIfExists(p); err != nil {
+			m.log.Warn("remove device-info file after a failed ADD", "file", p, "err", err)
+		}
+	}
+}
+
+// AfterAdd changes nothing: device-info goes into network-status through
+// ReadDeviceInfo.
 func (m *Manager) AfterAdd(_ context.Context, _ delegate.Target, outcomes []delegate.Outcome) ([]delegate.Outcome, error) {
 	return outcomes, nil
 }
@@ -40,5 +226,17 @@ func (m *Manager) AfterAdd(_ context.Context, _ delegate.Target, outcomes []dele
 // Check has nothing to verify.
 func (m *Manager) Check(context.Context, delegate.Target, []delegate.Spec) error { return nil }
 
-// AfterDel is not implemented yet.
-func (m *Manager) AfterDel(context.Context, delegate.Target, []delegate.Spec) error { return nil }
+// AfterDel removes the attachments' CNI device-info files; missing files
+// are fine, other failures are joined.
+func (m *Manager) AfterDel(_ context.Context, _ delegate.Target, specs []delegate.Spec) error {
+	var errs []error
+	for _, s := range specs {
+		if s.DeviceInfoFile == "" {
+			continue
+		}
+		if err := removeIfExists(s.DeviceInfoFile); err != nil {
+			errs = append(errs, fmt.Errorf("network %q (%s): remove device-info file: %w", s.Network, s.IfName, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -49,3 +49,14 @@ func (c *Client) Event(ref store.PodRef, warning bool, reason, msg string) {
 }
 
 func typesUID(s string) k8stypes.UID { return k8stypes.UID(s) }
+
+// NodeEvent records an Event on this node (the kubelet's convention: the
+// node's UID is its name).
+func (c *Client) NodeEvent(warning bool, reason, msg string) {
+	typ := corev1.EventTypeNormal
+	if warning {
+		typ = corev1.EventTypeWarning
+	}
+	ref := &corev1.ObjectReference{Kind: "Node", Name: c.opts.NodeName, UID: k8stypes.UID(c.opts.NodeName)}
+	c.events.recorder.Event(ref, typ, reason, msg)
+}

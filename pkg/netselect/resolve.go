@@ -58,6 +58,11 @@ type Request struct {
 	RuntimeIfName string
 }
 
+// ResourceNameAnnotation on a NAD names the device-plugin resource whose
+// devices the attachment uses (e.g. an SR-IOV VF pool); the device is
+// assigned after resolution (pkg/devices).
+const ResourceNameAnnotation = "k8s.v1.cni.cncf.io/resourceName"
+
 // capability is one per-attachment request that becomes a runtimeConfig
 // capability argument.
 type capability struct {
@@ -338,7 +343,7 @@ func (r *resolver) selected(el nadv1.NetworkSelectionElement, label string) (del
 				Reason: "cannot merge cni-args into the delegate configuration", Err: err})
 		}
 	}
-	spec := delegate.Spec{Network: ref, ConfList: json.RawMessage(confList)}
+	spec := delegate.Spec{Network: ref, ConfList: json.RawMessage(confList), ResourceName: resourceName(nad)}
 	caps := capabilityArgs(el)
 	for _, c := range capabilities {
 		if _, ok := caps[c.capabilityKey]; ok && !PluginsDeclare(confList, c.capabilityKey) {
@@ -360,6 +365,11 @@ func (r *resolver) selected(el nadv1.NetworkSelectionElement, label string) (del
 		spec.DefaultRoute = append(spec.DefaultRoute, gw.String())
 	}
 	return spec, nil
+}
+
+// resourceName is the NAD's device-plugin resource, or "".
+func resourceName(nad *nadv1.NetworkAttachmentDefinition) string {
+	return strings.TrimSpace(nad.Annotations[ResourceNameAnnotation])
 }
 
 // capabilityArgs turns an element's requests into runtimeConfig values.
@@ -430,7 +440,7 @@ func (r *resolver) configured(ref, label string) (delegate.Spec, error) {
 			if err != nil {
 				return delegate.Spec{}, r.relabel(err, label)
 			}
-			return delegate.Spec{Network: r.opts.PlexusNamespace + "/" + ref, ConfList: json.RawMessage(confList)}, nil
+			return delegate.Spec{Network: r.opts.PlexusNamespace + "/" + ref, ConfList: json.RawMessage(confList), ResourceName: resourceName(nad)}, nil
 		}
 	}
 	notFound := fmt.Sprintf("network %q is neither a NetworkAttachmentDefinition in namespace %q nor a CNI configuration in %q",

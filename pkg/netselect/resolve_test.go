@@ -539,3 +539,76 @@ func TestCapabilityKeys(t *testing.T) {
 		t.Fatalf("CapabilityKeys() = %v, want %v", got, want)
 	}
 }
+
+func TestResolveResourceName(t *testing.T) {
+	t.Parallel()
+	withResource := func(namespace, name, config, resource string) *nadv1.NetworkAttachmentDefinition {
+		nad := makeNAD(namespace, name, config)
+		nad.Annotations = map[string]string{ResourceNameAnnotation: resource}
+		return nad
+	}
+	const vfConf = `{"cniVersion":"1.0.0","type":"sriov","capabilities":{"deviceID":true}}`
+	tests := []struct {
+		name       string
+		opts       func(*Options)
+		annotation string
+		want       []string // ResourceName per spec, in order
+	}{
+		{
+			name:       "selected NADs: annotated and not",
+			annotation: "vf, plain, vf",
+			want:       []string{"", "intel.com/sriov", "", "intel.com/sriov"},
+		},
+		{
+			name:       "whitespace around the value is dropped",
+			annotation: "spaced",
+			want:       []string{"", "example.com/vf"},
+		},
+		{
+			name: "cluster network and default networks from NADs",
+			opts: func(o *Options) {
+				o.ClusterNetwork = "vf-cluster"
+				o.DefaultNetworks = []string{"monitoring", "vf-cluster"}
+			},
+			annotation: "",
+			want:       []string{"example.com/cluster-vf", "", "example.com/cluster-vf"},
+		},
+		{
+			name:       "conf-file networks have none",
+			opts:       func(o *Options) { o.ClusterNetwork = "disk-net" },
+			annotation: "vf",
+			want:       []string{"", "intel.com/sriov"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			nads, confs := world()
+			for _, n := range []*nadv1.NetworkAttachmentDefinition{
+				withResource("pods", "vf", vfConf, "intel.com/sriov"),
+				withResource("pods", "spaced", vfConf, " example.com/vf\n"),
+				withResource(psNS, "vf-cluster", vfConf, "example.com/cluster-vf"),
+			} {
+				nads.nads[n.Namespace+"/"+n.Name] = n
+			}
+			opts := baseOpts()
+			if tc.opts != nil {
+				tc.opts(&opts)
+			}
+			specs, err := Resolve(opts, Request{Pod: pod("pods", map[string]string{NetworksAnnotation: tc.annotation}), RuntimeIfName: "eth0"}, nads, confs)
+			if err != nil {
+				t.Fatalf("Resolve: %v", err)
+			}
+			got := make([]string, len(specs))
+			for i, s := range specs {
+				got[i] = s.ResourceName
+				if s.DeviceID != "" || s.DeviceInfoFile != "" {
+					t.Errorf("spec %d: Resolve set DeviceID %q / DeviceInfoFile %q (devices are assigned later)", i, s.DeviceID, s.DeviceInfoFile)
+				}
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("ResourceName per spec = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

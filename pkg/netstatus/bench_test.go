@@ -29,7 +29,7 @@ func BenchmarkBuildAndMarshal(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		st, err := Build(outcomes)
+		st, err := Build(outcomes, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -10,20 +10,37 @@ import (
 	"github.com/plexus-cni/plexus/pkg/delegate"
 )
 
+// DeviceInfoFunc returns an attachment's device-info (device-info spec
+// v1.1.0), or nil if it has none. The caller supplies it (reading the file
+// named by Spec.DeviceInfoFile, see devices.ReadDeviceInfo) so this package
+// stays free of I/O.
+type DeviceInfoFunc func(delegate.Spec) (*nadv1.DeviceInfo, error)
+
 // Build returns one entry per sandbox interface of every attachment, in
 // attachment order. Only interfaces with a sandbox count (spec 5.3.3.1);
 // an attachment whose result lists no sandbox interface gets one entry named
 // by its requested ifname with all its IPs. Exactly one entry (the default
 // network's first sandbox interface, or its requested ifname) has
-// default: true.
-func Build(outcomes []delegate.Outcome) ([]nadv1.NetworkStatus, error) {
+// default: true. Every entry of an attachment carries its device-info, as
+// the NAD client's CreateNetworkStatuses does; devInfo may be nil.
+func Build(outcomes []delegate.Outcome, devInfo DeviceInfoFunc) ([]nadv1.NetworkStatus, error) {
 	var out []nadv1.NetworkStatus
 	for _, o := range outcomes {
 		res, err := delegate.AsCurrent(o.Result)
 		if err != nil {
 			return nil, fmt.Errorf("network %q: %w", o.Spec.Network, err)
 		}
-		out = append(out, entries(o.Spec, res)...)
+		es := entries(o.Spec, res)
+		if devInfo != nil {
+			di, err := devInfo(o.Spec)
+			if err != nil {
+				return nil, fmt.Errorf("network %q (%s): device-info: %w", o.Spec.Network, o.Spec.IfName, err)
+			}
+			for i := range es {
+				es[i].DeviceInfo = di
+			}
+		}
+		out = append(out, es...)
 	}
 	return out, nil
 }
@@ -86,11 +103,7 @@ func base(s delegate.Spec, res *current.Result) nadv1.NetworkStatus {
 	case len(s.DefaultRoute) > 0:
 		st.Gateway = append(st.Gateway, s.DefaultRoute...)
 	case s.Default:
-		for _, ipc := range res.IPs {
-			if ipc != nil && ipc.Gateway != nil {
-				st.Gateway = append(st.Gateway, ipc.Gateway.String())
-			}
-		}
+		st.Gateway = defaultGateways(res)
 	}
 	return st
 }
@@ -98,4 +111,36 @@ func base(s delegate.Spec, res *current.Result) nadv1.NetworkStatus {
 // Marshal encodes a status list the way it is stored in the annotation.
 func Marshal(st []nadv1.NetworkStatus) ([]byte, error) {
 	return json.Marshal(st)
+}
+
+// defaultGateways are the gateways of the result's default routes (0.0.0.0/0
+// or ::/0): the route's own gw, else the gateway of an address of the same
+// family. A default route moved away by default-route handling is no
+// longer in the result, so its gateway is not reported either.
+func defaultGateways(res *current.Result) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, r := range res.Routes {
+		if r == nil || r.Dst.IP == nil {
+			continue
+		}
+		if ones, _ := r.Dst.Mask.Size(); ones != 0 || !r.Dst.IP.IsUnspecified() {
+			continue
+		}
+		v4 := r.Dst.IP.To4() != nil
+		gw := r.GW
+		if gw == nil {
+			for _, ipc := range res.IPs {
+				if ipc != nil && ipc.Gateway != nil && (ipc.Gateway.To4() != nil) == v4 {
+					gw = ipc.Gateway
+					break
+				}
+			}
+		}
+		if gw != nil && !seen[gw.String()] {
+			seen[gw.String()] = true
+			out = append(out, gw.String())
+		}
+	}
+	return out
 }

@@ -2,8 +2,10 @@ package netstatus
 
 import (
 	"encoding/json"
+	"errors"
 	"net"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/types"
@@ -41,7 +43,8 @@ func singleResult(t testing.TB, ifName, v4, gw4 string) *current.Result {
 			{Interface: current.Int(0), Address: mustCIDR(t, v4), Gateway: ip(gw4)},
 			{Interface: current.Int(0), Address: mustCIDR(t, "2001:db8::5/64"), Gateway: ip("2001:db8::1")},
 		},
-		DNS: types.DNS{Nameservers: []string{"10.96.0.10"}, Domain: "cluster.local", Search: []string{"ns.svc.cluster.local"}, Options: []string{"ndots:5"}},
+		Routes: []*types.Route{{Dst: mustCIDR(t, "0.0.0.0/0")}, {Dst: mustCIDR(t, "::/0")}},
+		DNS:    types.DNS{Nameservers: []string{"10.96.0.10"}, Domain: "cluster.local", Search: []string{"ns.svc.cluster.local"}, Options: []string{"ndots:5"}},
 	}
 }
 
@@ -60,6 +63,7 @@ func bridgeResult(t testing.TB) *current.Result {
 			{Interface: current.Int(2), Address: mustCIDR(t, "10.244.0.5/24"), Gateway: ip("10.244.0.1")},
 			{Interface: current.Int(1), Address: mustCIDR(t, "fe80::1/64")},
 		},
+		Routes: []*types.Route{{Dst: mustCIDR(t, "0.0.0.0/0")}},
 	}
 }
 
@@ -77,6 +81,7 @@ func twoSandboxResult(t testing.TB) *current.Result {
 			{Interface: current.Int(0), Address: mustCIDR(t, "192.168.1.5/24"), Gateway: ip("192.168.1.1")},
 			{Interface: current.Int(1), Address: mustCIDR(t, "172.16.0.1/30")},
 		},
+		Routes: []*types.Route{{Dst: mustCIDR(t, "0.0.0.0/0"), GW: ip("192.168.2.1")}, {Dst: mustCIDR(t, "10.0.0.0/8"), GW: ip("192.168.1.1")}},
 	}
 }
 
@@ -101,6 +106,7 @@ func result031NoIfaces(t testing.TB) *types040.Result {
 			{Version: "4", Address: mustCIDR(t, "10.3.1.5/24"), Gateway: ip("10.3.1.1")},
 			{Version: "6", Address: mustCIDR(t, "fd00::5/64")},
 		},
+		Routes: []*types.Route{{Dst: mustCIDR(t, "0.0.0.0/0")}},
 	}
 }
 
@@ -153,16 +159,16 @@ func TestBuild(t *testing.T) {
 			name:     "two sandbox interfaces, default marks the requested ifname",
 			outcomes: []delegate.Outcome{{Spec: spec("default", "net2", true), Result: twoSandboxResult(t)}},
 			want: []nadv1.NetworkStatus{
-				{Name: "default", Interface: "net1", IPs: []string{"192.168.1.5"}, Mac: "02:00:00:00:01:01", Gateway: []string{"192.168.2.1", "192.168.1.1"}},
-				{Name: "default", Interface: "net2", IPs: []string{"192.168.2.5"}, Mac: "02:00:00:00:01:02", Mtu: 9000, Default: true, Gateway: []string{"192.168.2.1", "192.168.1.1"}},
+				{Name: "default", Interface: "net1", IPs: []string{"192.168.1.5"}, Mac: "02:00:00:00:01:01", Gateway: []string{"192.168.2.1"}},
+				{Name: "default", Interface: "net2", IPs: []string{"192.168.2.5"}, Mac: "02:00:00:00:01:02", Mtu: 9000, Default: true, Gateway: []string{"192.168.2.1"}},
 			},
 		},
 		{
 			name:     "two sandbox interfaces, requested ifname absent: first is default",
 			outcomes: []delegate.Outcome{{Spec: spec("default", "eth0", true), Result: twoSandboxResult(t)}},
 			want: []nadv1.NetworkStatus{
-				{Name: "default", Interface: "net1", IPs: []string{"192.168.1.5"}, Mac: "02:00:00:00:01:01", Default: true, Gateway: []string{"192.168.2.1", "192.168.1.1"}},
-				{Name: "default", Interface: "net2", IPs: []string{"192.168.2.5"}, Mac: "02:00:00:00:01:02", Mtu: 9000, Gateway: []string{"192.168.2.1", "192.168.1.1"}},
+				{Name: "default", Interface: "net1", IPs: []string{"192.168.1.5"}, Mac: "02:00:00:00:01:01", Default: true, Gateway: []string{"192.168.2.1"}},
+				{Name: "default", Interface: "net2", IPs: []string{"192.168.2.5"}, Mac: "02:00:00:00:01:02", Mtu: 9000, Gateway: []string{"192.168.2.1"}},
 			},
 		},
 		{
@@ -243,7 +249,7 @@ func TestBuild(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := Build(tt.outcomes)
+			got, err := Build(tt.outcomes, nil)
 			if err != nil {
 				t.Fatalf("Build: %v", err)
 			}
@@ -295,7 +301,7 @@ func TestBuildDefaultOnlyFromDefaultSpec(t *testing.T) {
 					Result: twoSandboxResult(t),
 				})
 			}
-			got, err := Build(outcomes)
+			got, err := Build(outcomes, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -330,7 +336,7 @@ func TestBuildUnconvertibleResult(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := Build([]delegate.Outcome{{Spec: spec("ns/x", "net1", false), Result: tt.result}})
+			got, err := Build([]delegate.Outcome{{Spec: spec("ns/x", "net1", false), Result: tt.result}}, nil)
 			if err == nil {
 				t.Fatalf("Build = %+v, want error", got)
 			}
@@ -340,7 +346,7 @@ func TestBuildUnconvertibleResult(t *testing.T) {
 
 func TestMarshal(t *testing.T) {
 	t.Parallel()
-	st, err := Build([]delegate.Outcome{{Spec: spec("default", "eth0", true), Result: singleResult(t, "eth0", "10.0.0.5/24", "10.0.0.1")}})
+	st, err := Build([]delegate.Outcome{{Spec: spec("default", "eth0", true), Result: singleResult(t, "eth0", "10.0.0.5/24", "10.0.0.1")}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,7 +402,7 @@ func FuzzBuild(f *testing.F) {
 				Result: &r,
 			})
 		}
-		st, err := Build(outcomes)
+		st, err := Build(outcomes, nil)
 		if err != nil {
 			t.Fatalf("Build: %v", err)
 		}
@@ -451,7 +457,7 @@ func TestBuildMalformedResult(t *testing.T) {
 				t.Fatalf("bad test input: %v", err)
 			}
 			res.CNIVersion = "1.0.0"
-			st, err := Build([]delegate.Outcome{{Spec: spec("default", "net1", true), Result: &res}})
+			st, err := Build([]delegate.Outcome{{Spec: spec("default", "net1", true), Result: &res}}, nil)
 			if err != nil {
 				t.Fatalf("Build: %v", err)
 			}
@@ -467,6 +473,90 @@ func TestBuildMalformedResult(t *testing.T) {
 						t.Errorf("entry %d: unparsable IP %q", i, a)
 					}
 				}
+			}
+		})
+	}
+}
+
+func TestBuildDeviceInfo(t *testing.T) {
+	t.Parallel()
+	pci := &nadv1.DeviceInfo{Type: nadv1.DeviceInfoTypePCI, Version: nadv1.DeviceInfoVersion, Pci: &nadv1.PciDevice{PciAddress: "0000:03:02.1"}}
+	vf := func(ifName, file string) delegate.Spec {
+		s := spec("ns/vf-net", ifName, false)
+		s.ResourceName, s.DeviceID, s.DeviceInfoFile = "example.com/vf", "0000:03:02.1", file
+		return s
+	}
+	// byFile stands in for devices.ReadDeviceInfo.
+	byFile := func(s delegate.Spec) (*nadv1.DeviceInfo, error) {
+		switch s.DeviceInfoFile {
+		case "":
+			return nil, nil
+		case "/devinfo/cni/ns-vf-net-c1_net1":
+			return pci, nil
+		}
+		return nil, errors.New("malformed")
+	}
+	tests := []struct {
+		name     string
+		outcomes []delegate.Outcome
+		devInfo  DeviceInfoFunc
+		want     []*nadv1.DeviceInfo // per entry
+		wantErr  string
+	}{
+		{
+			name: "attachment with a device-info file; others have none",
+			outcomes: []delegate.Outcome{
+				{Spec: spec("default", "eth0", true), Result: singleResult(t, "eth0", "10.0.0.5/24", "10.0.0.1")},
+				{Spec: vf("net1", "/devinfo/cni/ns-vf-net-c1_net1"), Result: singleResult(t, "net1", "10.1.0.5/24", "10.1.0.1")},
+			},
+			devInfo: byFile,
+			want:    []*nadv1.DeviceInfo{nil, pci},
+		},
+		{
+			name:     "every sandbox interface of the attachment carries it",
+			outcomes: []delegate.Outcome{{Spec: vf("net1", "/devinfo/cni/ns-vf-net-c1_net1"), Result: twoSandboxResult(t)}},
+			devInfo:  byFile,
+			want:     []*nadv1.DeviceInfo{pci, pci},
+		},
+		{
+			name:     "nil func: no device-info",
+			outcomes: []delegate.Outcome{{Spec: vf("net1", "/devinfo/cni/ns-vf-net-c1_net1"), Result: singleResult(t, "net1", "10.1.0.5/24", "10.1.0.1")}},
+			want:     []*nadv1.DeviceInfo{nil},
+		},
+		{
+			name:     "unreadable device-info names the attachment",
+			outcomes: []delegate.Outcome{{Spec: vf("net2", "/devinfo/cni/ns-vf-net-c1_net2"), Result: singleResult(t, "net2", "10.1.0.5/24", "10.1.0.1")}},
+			devInfo:  byFile,
+			wantErr:  `network "ns/vf-net" (net2): device-info: malformed`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := Build(tt.outcomes, tt.devInfo)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("Build error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Build: %v", err)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("%d entries, want %d", len(got), len(tt.want))
+			}
+			for i := range got {
+				if !reflect.DeepEqual(got[i].DeviceInfo, tt.want[i]) {
+					t.Errorf("entry %d (%s) device-info = %+v, want %+v", i, got[i].Interface, got[i].DeviceInfo, tt.want[i])
+				}
+			}
+			raw, err := Marshal(got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.want[len(tt.want)-1] != nil && !strings.Contains(string(raw), `"device-info":{"type":"pci","version":"1.1.0","pci":{"pci-address":"0000:03:02.1"}}`) {
+				t.Errorf("marshalled status lacks the device-info: %s", raw)
 			}
 		})
 	}

@@ -1,0 +1,55 @@
+package devices
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/plexus-cni/plexus/pkg/delegate"
+)
+
+// Devices are the device IDs allocated to one pod, by resource name, in
+// the order the kubelet reported them.
+type Devices map[string][]string
+
+// NeedsDevices reports whether any attachment names a resource.
+func NeedsDevices(specs []delegate.Spec) bool {
+	return slices.ContainsFunc(specs, func(s delegate.Spec) bool { return s.ResourceName != "" })
+}
+
+// Assign hands out the pod's devices: the IDs of each resource are sorted
+// (and deduplicated), and each attachment naming the resource, in
+// attachment order, takes the next one, so no two attachments share a
+// device and the outcome does not depend on the kubelet's ordering. ids[i]
+// is "" for a spec that names no resource. pod ("namespace/name") is used
+// in errors only.
+func Assign(pod string, specs []delegate.Spec, devs Devices) (ids []string, err error) {
+	want := map[string]int{}
+	for _, s := range specs {
+		if s.ResourceName != "" {
+			want[s.ResourceName]++
+		}
+	}
+	pools := make(map[string][]string, len(want))
+	for r := range want {
+		pool := slices.Clone(devs[r])
+		slices.Sort(pool)
+		pools[r] = slices.Compact(pool)
+	}
+	ids = make([]string, len(specs))
+	used := map[string]int{}
+	for i, s := range specs {
+		r := s.ResourceName
+		if r == "" {
+			continue
+		}
+		pool := pools[r]
+		if used[r] >= len(pool) {
+			return nil, &Error{Pod: pod, Network: s.Network, IfName: s.IfName, Resource: r, Code: codeInvalidConfig,
+				Reason: fmt.Sprintf("more attachments than devices: %d attachments use the resource, the kubelet allocated %d device(s) of it to the pod %v",
+					want[r], len(pool), pool)}
+		}
+		ids[i] = pool[used[r]]
+		used[r]++
+	}
+	return ids, nil
+}
