@@ -48,6 +48,7 @@ type daemonProc struct {
 	socket string
 	cniDir string
 	log    string
+	pprof  string // root-only pprof socket
 }
 
 type bench struct {
@@ -127,12 +128,12 @@ func (b *bench) annotation(nets int) string {
 }
 
 func (b *bench) daemonConfig(name string, extra map[string]interface{}) (*daemonProc, string, error) {
-	d := &daemonProc{socket: filepath.Join(b.dir, name, "run", "plexus.sock"), cniDir: filepath.Join(b.dir, name, "cni"), log: filepath.Join(b.dir, name, "plexusd.log")}
+	d := &daemonProc{socket: filepath.Join(b.dir, name, "run", "plexus.sock"), cniDir: filepath.Join(b.dir, name, "cni"), log: filepath.Join(b.dir, name, "plexusd.log"), pprof: filepath.Join(b.dir, name, "pprof.sock")}
 	cfg := map[string]interface{}{
 		"clusterNetwork": "cluster-net", "multusNamespace": plexusNS,
 		"binDir": b.plugins, "cniDir": d.cniDir, "socketDir": filepath.Dir(d.socket),
 		"statusDir": filepath.Join(b.dir, name, "status"), "confDir": filepath.Join(b.dir, name, "net.d"),
-		"logFile": d.log, "logToStderr": false, "logLevel": "warn",
+		"logFile": d.log, "logToStderr": false, "logLevel": "warn", "pprofSocket": d.pprof,
 	}
 	for k, v := range extra {
 		cfg[k] = v
@@ -377,4 +378,21 @@ func percentile(d []time.Duration, p float64) time.Duration {
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	idx := int(p*float64(len(s)-1) + 0.5)
 	return s[idx]
+}
+
+// profile fetches a pprof profile from the daemon into dst.
+func (d *daemonProc) profile(path, dst string) error {
+	c := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", d.pprof)
+	}}}
+	resp, err := c.Get("http://plexusd" + path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(resp.Body); err != nil {
+		return err
+	}
+	return os.WriteFile(dst, buf.Bytes(), 0o644)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -49,7 +50,9 @@ func (b *bench) runAll() (*report, error) {
 		for _, conc := range b.o.concs {
 			for _, nets := range b.o.nets {
 				for _, m := range modes { // interleaved: floor, plexus, floor, plexus …
+					stop := b.maybeProfile(m, rep, conc, nets)
 					ph, err := b.runPhase(m, b.daemonFor(m), conc, nets, rep, b.pods[nets])
+					stop()
 					if err != nil {
 						return nil, err
 					}
@@ -187,4 +190,29 @@ func fmtReq(m map[string]float64) string {
 		parts = append(parts, fmt.Sprintf("%s %.2f", k, m[k]))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// maybeProfile takes a CPU profile of the manifest daemon over the first
+// repeat's concurrency-8, most-networks phase, and a heap profile after it,
+// into the results dir (BENCH_PPROF=0 turns it off).
+func (b *bench) maybeProfile(m mode, rep, conc, nets int) func() {
+	if os.Getenv("BENCH_PPROF") == "0" || m != modeManifest || rep != 0 || conc != b.o.concs[len(b.o.concs)-1] || nets != b.o.nets[len(b.o.nets)-1] {
+		return func() {}
+	}
+	d := b.daemonFor(m)
+	stamp := time.Now().UTC().Format("20060102T150405Z")
+	_ = os.MkdirAll(b.o.resultDir, 0o755)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := d.profile("/debug/pprof/profile?seconds=10", filepath.Join(b.o.resultDir, stamp+"-cpu.pprof")); err != nil {
+			fmt.Fprintln(os.Stderr, "cpu profile:", err)
+		}
+	}()
+	return func() {
+		<-done
+		if err := d.profile("/debug/pprof/heap", filepath.Join(b.o.resultDir, stamp+"-heap.pprof")); err != nil {
+			fmt.Fprintln(os.Stderr, "heap profile:", err)
+		}
+	}
 }
