@@ -189,29 +189,9 @@ func procCPU(pid int) float64 {
 }
 
 func (b *bench) apiRequests() map[string]float64 {
-	code, body := b.cluster.Get(context.Background(), "/metrics")
-	out := map[string]float64{}
-	if code != 200 {
-		return out
-	}
-	sc := bufio.NewScanner(strings.NewReader(string(body)))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "apiserver_request_total{") {
-			continue
-		}
-		labels := map[string]string{}
-		for _, kv := range strings.Split(line[strings.Index(line, "{")+1:strings.LastIndex(line, "}")], ",") {
-			k, v, _ := strings.Cut(kv, "=")
-			labels[k] = strings.Trim(v, `"`)
-		}
-		n, _ := strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
-		key := labels["verb"] + " " + labels["resource"]
-		if labels["subresource"] != "" {
-			key += "/" + labels["subresource"]
-		}
-		out[key] += n
+	out, err := b.cluster.RequestCounts(context.Background())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
 	}
 	return out
 }

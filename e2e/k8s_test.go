@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,8 +9,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -231,34 +228,12 @@ func clusterNADConfig(ipamDir string) string {
 	return fmt.Sprintf(`{"cniVersion":"1.0.0","name":"cluster-net","plugins":[{"type":"bridge","bridge":"plexus-br0","isGateway":true,"ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":"10.88.0.0/16"}]],"routes":[{"dst":"0.0.0.0/0"}]}}]}`, ipamDir)
 }
 
-// apiRequests reads apiserver_request_total and sums it by
-// "VERB resource[/subresource]".
+// apiRequests is the API server's request count by "VERB resource".
 func apiRequests(t *testing.T, c *kubeharness.Cluster) map[string]float64 {
 	t.Helper()
-	code, body := c.Get(context.Background(), "/metrics")
-	if code != 200 {
-		t.Fatalf("/metrics: %d", code)
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(strings.NewReader(string(body)))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "apiserver_request_total{") {
-			continue
-		}
-		labels := map[string]string{}
-		inner := line[strings.Index(line, "{")+1 : strings.LastIndex(line, "}")]
-		for _, kv := range strings.Split(inner, ",") {
-			k, v, _ := strings.Cut(kv, "=")
-			labels[k] = strings.Trim(v, `"`)
-		}
-		n, _ := strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
-		key := labels["verb"] + " " + labels["resource"]
-		if labels["subresource"] != "" {
-			key += "/" + labels["subresource"]
-		}
-		out[key] += n
+	out, err := c.RequestCounts(context.Background())
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }

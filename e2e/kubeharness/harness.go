@@ -358,3 +358,39 @@ func tail(b []byte, n int) string {
 
 // ErrNoBinaries is returned by callers that want to skip without binaries.
 var ErrNoBinaries = errors.New("kube binaries missing")
+
+// RequestCounts reads apiserver_request_total from /metrics and sums it by
+// "VERB resource[/subresource]" (the harness's own /metrics GETs show up
+// as "GET " with no resource).
+func (c *Cluster) RequestCounts(ctx context.Context) (map[string]float64, error) {
+	code, body := c.Get(ctx, "/metrics")
+	if code != http.StatusOK {
+		return nil, fmt.Errorf("/metrics: HTTP %d", code)
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		rest, ok := strings.CutPrefix(line, "apiserver_request_total{")
+		if !ok {
+			continue
+		}
+		end := strings.LastIndex(rest, "}")
+		if end < 0 {
+			continue
+		}
+		labels := map[string]string{}
+		for _, kv := range strings.Split(rest[:end], ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			labels[k] = strings.Trim(v, `"`)
+		}
+		var n float64
+		if _, err := fmt.Sscan(strings.TrimSpace(rest[end+1:]), &n); err != nil {
+			continue
+		}
+		key := labels["verb"] + " " + labels["resource"]
+		if labels["subresource"] != "" {
+			key += "/" + labels["subresource"]
+		}
+		out[key] += n
+	}
+	return out, nil
+}
