@@ -17,8 +17,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -80,6 +82,15 @@ func run(o options) error {
 		return err
 	}
 	defer b.close()
+	// An interrupted bench still stops its daemons and API server.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		fmt.Fprintln(os.Stderr, "bench: interrupted, cleaning up")
+		b.close()
+		os.Exit(130)
+	}()
 	report, err := b.runAll()
 	if err != nil {
 		return err
