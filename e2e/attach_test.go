@@ -148,6 +148,7 @@ func TestRollbackWhenThirdDelegateFails(t *testing.T) {
 	}
 	e.assertClean()
 	e.mustDel(p) // the runtime's DEL after a failed ADD succeeds
+	e.assertRequestIDs()
 }
 
 func keys[V any](m map[string]V) []string {

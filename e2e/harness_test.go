@@ -496,3 +496,32 @@ func macvlanConf(name, version, subnet, ipamDir string) string {
 func ipamBookkeeping(name string) bool {
 	return name == "lock" || strings.HasPrefix(name, "last_reserved_ip")
 }
+
+// assertRequestIDs checks that every daemon log line about a request (it
+// names a command or an event reason) carries the request ID.
+func (e *env) assertRequestIDs() {
+	e.t.Helper()
+	data, err := os.ReadFile(e.logPath)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var m map[string]interface{}
+		if json.Unmarshal([]byte(line), &m) != nil {
+			continue
+		}
+		_, cmd := m["command"]
+		_, reason := m["reason"]
+		if !cmd && !reason {
+			continue
+		}
+		n++
+		if id, _ := m["req"].(string); id == "" {
+			e.t.Errorf("log line without a request ID: %s", line)
+		}
+	}
+	if n == 0 {
+		e.t.Error("no request log lines at all")
+	}
+}

@@ -245,3 +245,22 @@ func waitFor(t *testing.T, what string, f func() bool) {
 	}
 	t.Fatalf("timed out: %s", what)
 }
+
+// The pod's v1.multus-cni.io/default-network annotation replaces the
+// cluster network as eth0; a bare name is looked up in the Plexus
+// namespace.
+func TestK8sDefaultNetworkOverride(t *testing.T) {
+	e := newEnv(t, withKube(t))
+	k := e.kube
+	k.createNAD(t, k.ns, "alt", macvlanConf("alt", "1.0.0", "192.168.40.0/24", e.ipamDir))
+	p := e.createPod(k.ns, "alt", map[string]string{"v1.multus-cni.io/default-network": "alt"})
+	e.mustAdd(p)
+	if ips := e.links(p)["eth0"].ipv4(); len(ips) != 1 || !strings.HasPrefix(ips[0], "192.168.40.") {
+		t.Errorf("eth0 %v, want the override network's 192.168.40.x", ips)
+	}
+	if st := e.apiStatus(p); len(st) != 1 || st[0].Name != k.ns+"/alt" || !st[0].Default {
+		t.Errorf("status %+v", st)
+	}
+	e.mustDel(p)
+	e.assertClean()
+}

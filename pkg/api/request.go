@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
 )
@@ -99,4 +100,23 @@ func DecodeRequest(r io.Reader, limit int64) (*Request, error) {
 type Response struct {
 	Result json.RawMessage `json:"result,omitempty"`
 	Error  *types.Error    `json:"error,omitempty"`
+}
+
+// Pod returns "namespace/name" from the K8S_POD_* pairs of Args, or "".
+// It is for log lines only; the daemon parses Args strictly elsewhere.
+func (r *Request) Pod() string {
+	var ns, name string
+	for _, kv := range strings.Split(r.Args, ";") {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "K8S_POD_NAMESPACE":
+			ns = v
+		case "K8S_POD_NAME":
+			name = v
+		}
+	}
+	if ns == "" || name == "" {
+		return ""
+	}
+	return ns + "/" + name
 }

@@ -125,7 +125,7 @@ func (m *Multiplexer) add(ctx context.Context, log *slog.Logger, req *api.Reques
 		return nil, types.NewError(types.ErrTryAgainLater, "plexusd not ready", err.Error())
 	}
 	ref, hasPod := args.podRef()
-	pod, err := m.lookupPod(ctx, ref, hasPod, conf.podAnnotations())
+	pod, err := m.lookupPod(ctx, log, ref, hasPod, conf.podAnnotations())
 	if errors.Is(err, netselect.ErrPodUnknown) {
 		log.Info("pod unknown to the API: empty result", "pod", ref.String())
 		return delegate.EmptyResult(conf.CNIVersion, req.IfName)
@@ -133,7 +133,7 @@ func (m *Multiplexer) add(ctx context.Context, log *slog.Logger, req *api.Reques
 	if err != nil {
 		return nil, err
 	}
-	specs, err := m.resolve(ref, pod, req, conf, args)
+	specs, err := m.resolve(log, ref, pod, req, conf, args)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +142,7 @@ func (m *Multiplexer) add(ctx context.Context, log *slog.Logger, req *api.Reques
 	}
 	target := delegate.Target{ContainerID: req.ContainerID, Netns: req.Netns, CNIPath: req.Path}
 	if specs, err = m.beforeAdd(ctx, pod, target, specs); err != nil {
-		m.warn(ref, hasPod, "AddFailed", err)
+		m.warn(log, ref, hasPod, "AddFailed", err)
 		return nil, fmt.Errorf("pod %s: %w", ref, errors.Join(err, m.afterDel(ctx, target, specs)))
 	}
 	rec := &store.Record{ContainerID: req.ContainerID, Netns: req.Netns, IfName: req.IfName, Pod: ref, Attachments: specs}
@@ -152,7 +152,7 @@ func (m *Multiplexer) add(ctx context.Context, log *slog.Logger, req *api.Reques
 	outcomes, err := m.inv.Add(ctx, target, specs)
 	if err != nil {
 		m.forget(ctx, log, target, specs, err)
-		m.warn(ref, hasPod, "AddFailed", err)
+		m.warn(log, ref, hasPod, "AddFailed", err)
 		return nil, fmt.Errorf("pod %s: %w", ref, err)
 	}
 	result, err := m.finish(ctx, ref, hasPod, rec, target, outcomes, conf.CNIVersion)
@@ -161,17 +161,17 @@ func (m *Multiplexer) add(ctx context.Context, log *slog.Logger, req *api.Reques
 		if rbErr == nil {
 			m.forget(ctx, log, target, specs, nil)
 		}
-		m.warn(ref, hasPod, "AddFailed", err)
+		m.warn(log, ref, hasPod, "AddFailed", err)
 		return nil, errors.Join(fmt.Errorf("pod %s: %w", ref, err), rbErr)
 	}
 	for _, o := range outcomes {
-		m.normal(ref, hasPod, o)
+		m.normal(log, ref, hasPod, o)
 	}
 	return result, nil
 }
 
 // lookupPod returns nil (and no error) for a request without K8S_* args.
-func (m *Multiplexer) lookupPod(ctx context.Context, ref store.PodRef, hasPod bool, runtimeAnnotations map[string]string) (*netselect.Pod, error) {
+func (m *Multiplexer) lookupPod(ctx context.Context, log *slog.Logger, ref store.PodRef, hasPod bool, runtimeAnnotations map[string]string) (*netselect.Pod, error) {
 	if !hasPod {
 		return nil, nil
 	}
@@ -180,7 +180,7 @@ func (m *Multiplexer) lookupPod(ctx context.Context, ref store.PodRef, hasPod bo
 		return nil, err
 	}
 	if err != nil {
-		m.warn(ref, true, "PodLookupFailed", err)
+		m.warn(log, ref, true, "PodLookupFailed", err)
 		return nil, types.NewError(types.ErrTryAgainLater, "pod lookup failed: "+err.Error(), "")
 	}
 	return pod, nil
@@ -188,10 +188,10 @@ func (m *Multiplexer) lookupPod(ctx context.Context, ref store.PodRef, hasPod bo
 
 // resolve turns the pod and config into the delegate plan, with the
 // runtime's CNI_ARGS and (for the default network only) runtimeConfig.
-func (m *Multiplexer) resolve(ref store.PodRef, pod *netselect.Pod, req *api.Request, conf *netConf, args cniArgs) ([]delegate.Spec, error) {
+func (m *Multiplexer) resolve(log *slog.Logger, ref store.PodRef, pod *netselect.Pod, req *api.Request, conf *netConf, args cniArgs) ([]delegate.Spec, error) {
 	specs, err := netselect.Resolve(m.options(), netselect.Request{Pod: pod, RuntimeIfName: req.IfName}, m.src, m.confs)
 	if err != nil {
-		m.warn(ref, pod != nil, "InvalidNetworkSelection", err)
+		m.warn(log, ref, pod != nil, "InvalidNetworkSelection", err)
 		return nil, err
 	}
 	for i := range specs {
@@ -349,13 +349,16 @@ func mergeCaps(base, over map[string]interface{}) map[string]interface{} {
 	return out
 }
 
-func (m *Multiplexer) warn(ref store.PodRef, hasPod bool, reason string, err error) {
+// warn logs a failure with the request's logger (so the line carries the
+// request ID) and records it as a Warning Event on the pod.
+func (m *Multiplexer) warn(log *slog.Logger, ref store.PodRef, hasPod bool, reason string, err error) {
+	log.Warn(err.Error(), "reason", reason)
 	if hasPod {
 		m.events.Event(ref, true, reason, err.Error())
 	}
 }
 
-func (m *Multiplexer) normal(ref store.PodRef, hasPod bool, o delegate.Outcome) {
+func (m *Multiplexer) normal(log *slog.Logger, ref store.PodRef, hasPod bool, o delegate.Outcome) {
 	if !hasPod {
 		return
 	}
@@ -365,5 +368,6 @@ func (m *Multiplexer) normal(ref store.PodRef, hasPod bool, o delegate.Outcome) 
 			msg += " " + ip.Address.String()
 		}
 	}
+	log.Info(msg, "reason", "AddedInterface")
 	m.events.Event(ref, false, "AddedInterface", msg)
 }

@@ -130,16 +130,12 @@ func recordedPods(st store.Store, log *slog.Logger) map[store.PodRef]bool {
 	return keep
 }
 
-// logRecorder reports pod events as log lines (manifest mode).
+// logRecorder is the manifest mode's recorder: there is no API to record
+// Events in, and the multiplexer has already logged each one with the
+// request's ID, so pod events need nothing more.
 type logRecorder struct{ log *slog.Logger }
 
-func (r logRecorder) Event(ref store.PodRef, warning bool, reason, msg string) {
-	if warning {
-		r.log.Warn(msg, "pod", ref.String(), "reason", reason)
-		return
-	}
-	r.log.Info(msg, "pod", ref.String(), "reason", reason)
-}
+func (r logRecorder) Event(store.PodRef, bool, string, string) {}
 
 // NodeRecorder reports events about this node (the generated CNI config).
 type NodeRecorder interface {

@@ -43,7 +43,6 @@ func (c *Client) Event(ref store.PodRef, warning bool, reason, msg string) {
 	typ := corev1.EventTypeNormal
 	if warning {
 		typ = corev1.EventTypeWarning
-		c.log.Warn(msg, "pod", ref.String(), "reason", reason)
 	}
 	c.events.recorder.Event(objectRef(ref), typ, reason, msg)
 }

@@ -91,7 +91,7 @@ func (s *Server) serveCNI(w http.ResponseWriter, r *http.Request) {
 		writeResponse(w, log, &api.Response{Error: types.NewError(types.ErrDecodingFailure, "plexusd: cannot decode request", err.Error())})
 		return
 	}
-	log = log.With("command", req.Command, "container", req.ContainerID, "ifname", req.IfName, "netns", req.Netns)
+	log = log.With("command", req.Command, "container", req.ContainerID, "pod", req.Pod(), "ifname", req.IfName, "netns", req.Netns)
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
 	defer cancel()
 
