@@ -63,6 +63,8 @@ type bench struct {
 	manifest *daemonProc
 	api      *daemonProc
 	scaleD   *daemonProc
+	liveMu   sync.Mutex
+	live     map[*sandbox]bool // sandboxes of the running phase
 	cluster  *kubeharness.Cluster
 	kube     kubernetes.Interface
 	nads     nadclient.Interface
@@ -270,6 +272,13 @@ func (b *bench) createPod(ctx context.Context, node, ns, name string, ann map[st
 }
 
 func (b *bench) close() {
+	var all []*sandbox
+	b.liveMu.Lock()
+	for s := range b.live {
+		all = append(all, s)
+	}
+	b.liveMu.Unlock()
+	b.release(all)
 	for _, d := range []*daemonProc{b.manifest, b.api, b.scaleD} {
 		if d != nil && d.cmd != nil && d.cmd.Process != nil {
 			_ = d.cmd.Process.Signal(os.Interrupt)

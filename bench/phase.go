@@ -66,12 +66,8 @@ func (b *bench) runPhase(m mode, d *daemonProc, conc, nets, rep int, pods []podI
 		b.seq++
 		sbs[i] = &sandbox{pod: p, cid: fmt.Sprintf("bench%08d%s", b.seq, strings.Repeat("0", 51)), netns: n}
 	}
-	defer func() {
-		for _, s := range sbs {
-			s.netns.Close()
-			_ = testutils.UnmountNS(s.netns)
-		}
-	}()
+	b.track(sbs)
+	defer b.release(sbs)
 	ctx := context.Background()
 	op := func(add bool) func(*sandbox) error {
 		if m == modeFloor {
@@ -276,4 +272,29 @@ func (b *bench) scale(ctx context.Context) ([]scaleStep, error) {
 		steps = append(steps, scaleStep{NADs: nads, NodePods: pods, AddP50: ph.Add.P50, DelP50: ph.Del.P50, DaemonRSSMB: ph.DaemonRSSMB, Errors: ph.Add.Errors + ph.Del.Errors})
 	}
 	return steps, nil
+}
+
+// track remembers a phase's sandboxes so an interrupted bench removes them.
+func (b *bench) track(sbs []*sandbox) {
+	b.liveMu.Lock()
+	defer b.liveMu.Unlock()
+	if b.live == nil {
+		b.live = map[*sandbox]bool{}
+	}
+	for _, s := range sbs {
+		b.live[s] = true
+	}
+}
+
+// release removes sandboxes' network namespaces.
+func (b *bench) release(sbs []*sandbox) {
+	b.liveMu.Lock()
+	defer b.liveMu.Unlock()
+	for _, s := range sbs {
+		if b.live[s] {
+			s.netns.Close()
+			_ = testutils.UnmountNS(s.netns)
+			delete(b.live, s)
+		}
+	}
 }
