@@ -67,9 +67,10 @@ e2e-node: build plugins image
 	KUBE_VERSION=$(KUBE_VERSION) TARGETS="$(KUBE_NODE_BINS)" hack/kube-build.sh
 	PLEXUS_E2E_NODE=1 $(GO) test -count=1 -v -timeout $(E2E_NODE_TIMEOUT) ./e2e/node
 
-# Everything: unit, fuzz seeds, real netns + real plugins end to end, and a
-# real kube-apiserver + etcd. Root.
-test: verify build plugins testbins kube-bins
+# Everything: unit, fuzz seeds, real netns + real plugins end to end, a
+# real kube-apiserver + etcd, and Plexus deployed on a real node
+# (e2e-node; its package skips in the `go test ./...` below). Root.
+test: verify build plugins testbins kube-bins e2e-node
 	@if [ "$$(id -u)" != 0 ]; then echo "make test needs root (real network namespaces)"; exit 1; fi
 	$(GOTEST) ./...
 

@@ -1,0 +1,23 @@
+# The Plexus image for those who have Docker (or Podman/Buildah):
+#
+#   docker build -t plexus:dev .
+#
+# It holds what `make image` puts in bin/plexus-image.tar without a Docker
+# engine: the static shim and daemon in /usr/bin, nothing else. plexusd's
+# init container copies the shim into the host's CNI bin dir
+# (plexusd --install-shim), so both must be in the same image.
+ARG GO_VERSION=1.26
+FROM golang:${GO_VERSION} AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/plexus-cni/plexus/pkg/buildinfo.Version=${VERSION}" -o /out/plexus ./cmd/thin-plugin && \
+    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/plexus-cni/plexus/pkg/buildinfo.Version=${VERSION}" -o /out/plexusd ./cmd/thick-daemon
+
+FROM scratch
+ARG VERSION=dev
+LABEL org.opencontainers.image.version=${VERSION}
+COPY --from=build /out/plexus /out/plexusd /usr/bin/
+ENTRYPOINT ["/usr/bin/plexusd"]
