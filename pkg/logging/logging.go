@@ -1,8 +1,6 @@
 package logging
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -15,8 +13,6 @@ import (
 	"github.com/plexus-cni/plexus/pkg/config"
 )
 
-// RequestIDKey is the attribute that carries a request ID.
-const RequestIDKey = "req"
 
 // New returns a logger configured by c, and a Closer that closes the log
 // file (a no-op when logging only to stderr). With c.File set, output goes
@@ -78,17 +74,6 @@ func checkWritable(path string) error {
 	return f.Close()
 }
 
-// WithRequestID returns l with the "req" attribute set to id.
-func WithRequestID(l *slog.Logger, id string) *slog.Logger {
-	return l.With(RequestIDKey, id)
-}
-
-// NewRequestID returns a random 16-hex-digit request ID.
-func NewRequestID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never returns an error (Go 1.24+)
-	return hex.EncodeToString(b[:])
-}
 
 // fanout writes every p to all its writers, even when one fails, and
 // returns the first error. Unlike io.MultiWriter it does not stop at the
