@@ -13,7 +13,6 @@ import (
 	"github.com/plexus-cni/plexus/pkg/config"
 )
 
-
 // New returns a logger configured by c, and a Closer that closes the log
 // file (a no-op when logging only to stderr). With c.File set, output goes
 // to a lumberjack.Logger rotating that file, and to stderr as well when
@@ -73,7 +72,6 @@ func checkWritable(path string) error {
 	}
 	return f.Close()
 }
-
 
 // fanout writes every p to all its writers, even when one fails, and
 // returns the first error. Unlike io.MultiWriter it does not stop at the

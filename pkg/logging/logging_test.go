@@ -232,7 +232,6 @@ func TestBadConfig(t *testing.T) {
 	})
 }
 
-
 type failWriter struct{}
 
 func (failWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
