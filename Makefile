@@ -91,6 +91,7 @@ fuzz:
 # run, plus Go micro-benchmarks. Root. BENCH_PODS, BENCH_REPEATS, BENCH_API=0,
 # BENCH_SCALE=0 shrink it.
 bench: build plugins kube-bins
+	@command -v etcd >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server)
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./pkg/netselect ./pkg/netstatus
 	$(GO) build -o $(TEST_BIN)/bench ./bench
 	$(TEST_BIN)/bench -root $(CURDIR)
