@@ -12,12 +12,15 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/containernetworking/plugins/pkg/testutils"
+
+	"github.com/plexus-cni/plexus/e2e/kubeharness"
 )
 
 var (
@@ -209,7 +212,8 @@ func (e *env) startDaemon() {
 	cmd := exec.Command("nsenter", args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // no orphan if the test binary dies
+	if err := kubeharness.Spawn(cmd); err != nil {
 		e.t.Fatal(err)
 	}
 	e.daemon = cmd

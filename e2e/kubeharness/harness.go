@@ -24,7 +24,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -184,10 +186,13 @@ func (c *Cluster) spawn(name, bin string, args ...string) (*proc, error) {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	// No Pdeathsig: it fires when the spawning OS thread exits, and Go
-	// retires threads a goroutine locked (netns helpers do), which killed
-	// etcd mid-suite. Stop() is called by the suite's TestMain instead.
-	if err := cmd.Start(); err != nil {
+	// Pdeathsig kills the process if the test binary dies (SIGKILL, panic,
+	// timeout) instead of leaving etcd and kube-apiserver behind. It fires
+	// when the spawning OS thread exits, and Go retires threads that a
+	// goroutine locked (netns helpers do), so every process is started on
+	// one thread that stays locked for the life of the test binary.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := Spawn(cmd); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
@@ -393,4 +398,30 @@ func (c *Cluster) RequestCounts(ctx context.Context) (map[string]float64, error)
 		out[key] += n
 	}
 	return out, nil
+}
+
+// spawner owns one OS thread for the life of the process; starting
+// children from it makes their Pdeathsig mean "the test binary died".
+var spawner = sync.OnceValue(func() chan spawnReq {
+	reqs := make(chan spawnReq)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread lives as long as the process
+		for r := range reqs {
+			r.done <- r.cmd.Start()
+		}
+	}()
+	return reqs
+})
+
+type spawnReq struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// Spawn starts cmd on the spawner thread, so that a Pdeathsig set in
+// cmd.SysProcAttr fires only when the test binary dies.
+func Spawn(cmd *exec.Cmd) error {
+	done := make(chan error)
+	spawner() <- spawnReq{cmd: cmd, done: done}
+	return <-done
 }
