@@ -100,8 +100,6 @@ func (k *kubeEnv) setup(e *env) {
 	if _, err := k.kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: k.ns}}, metav1.CreateOptions{}); err != nil {
 		e.t.Fatal(err)
 	}
-	var cfg map[string]interface{}
-	_ = json.Unmarshal([]byte(clusterNADConfig(e.ipamDir)), &cfg)
 	k.createNAD(e.t, k.ns, "cluster-net", clusterNADConfig(e.ipamDir))
 	k.forward(e)
 	e.t.Cleanup(func() {

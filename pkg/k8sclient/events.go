@@ -47,8 +47,6 @@ func (c *Client) Event(ref store.PodRef, warning bool, reason, msg string) {
 	c.events.recorder.Event(objectRef(ref), typ, reason, msg)
 }
 
-func typesUID(s string) k8stypes.UID { return k8stypes.UID(s) }
-
 // NodeEvent records an Event on this node (the kubelet's convention: the
 // node's UID is its name).
 func (c *Client) NodeEvent(warning bool, reason, msg string) {
