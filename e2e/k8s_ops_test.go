@@ -68,8 +68,8 @@ func TestK8sNotReadyWithoutAPI(t *testing.T) {
 		t.Errorf("STATUS: %s; want code 50", r)
 	}
 	p := e.newPod(e.kube.ns, "early")
-	if r := e.add(p); r.err == nil || r.err.Code != 11 || !strings.Contains(r.err.Msg, "not ready") {
-		t.Errorf("ADD before ready: %s; want code 11 not ready", r)
+	if r := e.exec("ADD", p, "eth0", e.shimConf("1.0.0", map[string]interface{}{"connectRetry": "1s"})); r.err == nil || r.err.Code != 11 || !strings.Contains(r.err.Msg, "not ready") {
+		t.Errorf("ADD before ready (after 1 s of retries): %s; want code 11 not ready", r)
 	}
 	e.assertClean()
 }

@@ -48,7 +48,7 @@ func TestDaemonDown(t *testing.T) {
 
 	e.stopDaemon()
 	b := e.newPod("default", "b")
-	r := e.add(b)
+	r := e.exec("ADD", b, "eth0", e.shimConf("1.0.0", map[string]interface{}{"connectRetry": "0s"}))
 	if r.err == nil || r.err.Code != 11 || !strings.Contains(r.err.Msg, e.socket) {
 		t.Errorf("ADD with the daemon down: %s; want code 11 naming %s", r, e.socket)
 	}

@@ -70,6 +70,17 @@ func (e *env) podIP(p *pod, args ...string) {
 	}
 }
 
+// noDAD turns IPv6 duplicate address detection off in the pod's netns
+// (interfaces moved in take its defaults), so the plugins' wait for
+// addresses to leave "tentative" does not depend on machine load. The
+// setting dies with the netns.
+func (e *env) noDAD(p *pod) {
+	e.t.Helper()
+	if out, err := exec.Command("nsenter", "--net="+p.netns.Path(), "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0").CombinedOutput(); err != nil {
+		e.t.Fatalf("disable DAD in pod: %v: %s", err, out)
+	}
+}
+
 // resultRoutes returns the "dst via gw" routes of an encoded CNI result.
 func resultRoutes(t *testing.T, data []byte) []string {
 	t.Helper()
@@ -184,12 +195,14 @@ func TestDefaultRouteDualStack(t *testing.T) {
 
 	// Without the key the plugins' defaults stand: eth0 (IPv4), net3 (IPv6).
 	q := e.newPod("default", "before")
+	e.noDAD(q)
 	e.mustAdd(q)
 	e.wantDefaults(q, "-4", "via 10.88.0.1 dev eth0")
 	e.wantDefaults(q, "-6", "via fd00:20::1 dev net3")
 	e.mustDel(q)
 
 	p := e.newPod("default", "ds")
+	e.noDAD(p)
 	e.mustAdd(p)
 	e.wantDefaults(p, "-4", "via 192.168.10.254 dev net1")
 	e.wantDefaults(p, "-6", "via fd00:10::1 dev net2")

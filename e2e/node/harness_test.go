@@ -110,6 +110,9 @@ func (n *Node) netnsDir() string {
 }
 func (n *Node) podLogs() string { return n.p("pod-logs") }
 
+// staticPodDir is the kubelet's staticPodPath.
+func (n *Node) staticPodDir() string { return n.p("etc/kubernetes/manifests") }
+
 func (n *Node) logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "e2e-node: "+format+"\n", args...)
 }
@@ -179,7 +182,7 @@ func Start(ctx context.Context) (n *Node, err error) {
 		}
 	}
 	for _, d := range []string{n.confDir(), n.binDir(), n.ipamDir(), n.plexusCNIDir(), n.runPlexus(), n.p("run"), n.p("logs"),
-		n.p("containerd/root"), n.netnsDir(), n.p("runc"), n.p("kubelet"), n.podLogs(), n.p("images")} {
+		n.p("containerd/root"), n.netnsDir(), n.p("runc"), n.p("kubelet"), n.podLogs(), n.p("images"), n.staticPodDir()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return n, err
 		}
@@ -321,12 +324,13 @@ failSwapOn: false
 rotateCertificates: false
 oomScoreAdj: 0
 podLogsDir: %q
+staticPodPath: %q
 maxPods: 110
 evictionHard: {"memory.available": "100Mi", "nodefs.available": "1%%", "nodefs.inodesFree": "1%%", "imagefs.available": "1%%"}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 serializeImagePulls: false
-`, ports[0], ports[1], n.Cluster.CAFile, n.ctrdSock(), n.ctrdSock(), cgroupRoot, n.podLogs()), nil
+`, ports[0], ports[1], n.Cluster.CAFile, n.ctrdSock(), n.ctrdSock(), cgroupRoot, n.podLogs(), n.staticPodDir()), nil
 }
 
 func (n *Node) startNode(ctx context.Context) error {

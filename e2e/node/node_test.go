@@ -95,6 +95,7 @@ func TestNode(t *testing.T) {
 		{"DeployPlexus", testDeployPlexus},
 		{"Attachments", testAttachments},
 		{"DefaultRoute", testDefaultRoute},
+		{"StaticPodWithNetworks", testStaticPodWithNetworks},
 		{"Deployment20", testDeployment20},
 		{"DaemonRestart", testDaemonRestart},
 		{"ConfigRestored", testConfigRestored},

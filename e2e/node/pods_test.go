@@ -26,6 +26,7 @@ import (
 const (
 	networksKey = "k8s.v1.cni.cncf.io/networks"
 	statusKey   = "k8s.v1.cni.cncf.io/network-status"
+	mirrorKey   = "kubernetes.io/config.mirror" // on mirror pods: the static pod's config hash
 )
 
 // Namespace creates a namespace for one test, waits for its default
@@ -154,13 +155,22 @@ type Sandbox struct {
 	Info  string // containerd's verbose info (cniResult, runtimeSpec...)
 }
 
+// sandboxUID is the UID the runtime knows the pod by: for a mirror pod, the
+// static pod's (its config hash), not the API object's.
+func sandboxUID(p *corev1.Pod) string {
+	if h := p.Annotations[mirrorKey]; h != "" {
+		return h
+	}
+	return string(p.UID)
+}
+
 // SandboxOf finds the pod's ready sandbox.
 func (n *Node) SandboxOf(t *testing.T, pod *corev1.Pod) Sandbox {
 	t.Helper()
 	ctx := context.Background()
 	resp, err := n.CRI.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{
 		State:         &runtimeapi.PodSandboxStateValue{State: runtimeapi.PodSandboxState_SANDBOX_READY},
-		LabelSelector: map[string]string{"io.kubernetes.pod.uid": string(pod.UID)},
+		LabelSelector: map[string]string{"io.kubernetes.pod.uid": sandboxUID(pod)},
 	}})
 	if err != nil || len(resp.Items) != 1 {
 		t.Fatalf("sandbox of %s/%s: %v (%d ready)", pod.Namespace, pod.Name, err, len(resp.GetItems()))

@@ -404,6 +404,77 @@ func testDefaultRoute(t *testing.T, n *Node) {
 	n.CheckStatusMatchesNetns(t, moved)
 }
 
+// writeStaticPod writes a pause pod's manifest (namespace default, with the
+// networks annotation) into the kubelet's staticPodPath; it is removed at
+// the end of the test if still there.
+func (n *Node) writeStaticPod(t *testing.T, name, networks string) string {
+	t.Helper()
+	p := corev1.Pod{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Annotations: map[string]string{networksKey: networks}},
+		Spec:       podSpec(),
+	}
+	b, err := yaml.Marshal(p)
+	if err != nil {
+		t.Fatalf("static pod %s: %v", name, err)
+	}
+	path := filepath.Join(n.staticPodDir(), name+".yaml")
+	tmp := filepath.Join(n.staticPodDir(), "."+name+".tmp") // the kubelet skips dot files
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(path) })
+	return path
+}
+
+// testStaticPodWithNetworks: a static pod (manifest in staticPodPath) with
+// a networks annotation gets its network; the network-status lands on its
+// mirror pod, whose API UID is not the sandbox's K8S_POD_UID (the config
+// hash). Removing the manifest tears it all down.
+func testStaticPodWithNetworks(t *testing.T, n *Node) {
+	ctx := context.Background()
+	const ns = "default"
+	n.NAD(t, ns, "mv-a", n.macvlanNAD("mv-a", parentA, "10.248.1.0/24"))
+	t.Cleanup(func() {
+		_ = n.NADs.K8sCniCncfIoV1().NetworkAttachmentDefinitions(ns).Delete(ctx, "mv-a", metav1.DeleteOptions{})
+	})
+	ports := len(BridgePorts())
+	manifest := n.writeStaticPod(t, "static-nets", "mv-a")
+	mirror := "static-nets-" + nodeName
+	p := n.WaitRunning(t, ns, mirror, 2*time.Minute)
+	if h := p.Annotations[mirrorKey]; h == "" || h == string(p.UID) || p.Annotations["kubernetes.io/config.source"] != "file" {
+		t.Fatalf("%s is not a mirror pod of a file static pod: uid %s, annotations %v", mirror, p.UID, p.Annotations)
+	}
+	st, links := n.CheckStatusMatchesNetns(t, p)
+	if got := strings.Join(keys(links), ","); got != "eth0,net1" {
+		t.Errorf("static pod links %s, want eth0,net1", got)
+	}
+	byIfc := map[string]NetStatus{}
+	for _, s := range st {
+		byIfc[s.Interface] = s
+	}
+	if s := byIfc["eth0"]; !s.Default || len(s.IPs) == 0 {
+		t.Errorf("network-status has no default cluster network with IPs on eth0: %+v", st)
+	}
+	if s := byIfc["net1"]; !strings.HasSuffix(s.Name, "mv-a") || s.Default || len(s.IPs) != 1 || !strings.HasPrefix(s.IPs[0], "10.248.1.") {
+		t.Errorf("network-status net1 %+v, want mv-a with an IP in 10.248.1.0/24", s)
+	}
+	sb := n.SandboxOf(t, p)
+	if err := os.Remove(manifest); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitFor(ctx, 90*time.Second, func() (bool, string) {
+		_, err := n.Kube.CoreV1().Pods(ns).Get(ctx, mirror, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	}); err != nil {
+		t.Fatalf("mirror pod %s/%s not gone after the manifest was removed: %v", ns, mirror, err)
+	}
+	n.checkGone(t, map[string]Sandbox{mirror: sb}, ports)
+}
+
 // podSandboxes maps the namespace's pods to their ready sandboxes.
 func (n *Node) podSandboxes(t *testing.T, ns string) map[string]Sandbox {
 	t.Helper()

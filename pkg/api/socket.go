@@ -8,3 +8,7 @@ const (
 	PathHealthz       = "/healthz"
 	PathReadyz        = "/readyz"
 )
+
+// MsgNotReady is the CNI error message (code 11) of a daemon that is up
+// but cannot serve ADD yet; the shim retries on it for a while.
+const MsgNotReady = "plexusd not ready"

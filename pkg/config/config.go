@@ -73,8 +73,15 @@ type Config struct {
 	QueueSize int
 	// QueueTimeout is how long a request may wait in the queue.
 	QueueTimeout time.Duration
-	// RequestTimeout is the total budget for one CNI request.
+	// RequestTimeout is the total budget for one CNI request, the undo
+	// of a failed ADD included.
 	RequestTimeout time.Duration
+	// RollbackTimeout is the part of RequestTimeout kept for undoing a
+	// failed ADD: the delegates must be done by RequestTimeout minus it.
+	RollbackTimeout time.Duration
+	// DelegateTimeout bounds one execution of a delegate plugin binary;
+	// past it the plugin's whole process group is killed.
+	DelegateTimeout time.Duration
 	// MaxRequestBytes bounds the size of one request body.
 	MaxRequestBytes int64
 	// MaxAttachments bounds the attachments (networks) of one pod.
@@ -155,6 +162,8 @@ func Default() Config {
 		QueueSize:          256,
 		QueueTimeout:       30 * time.Second,
 		RequestTimeout:     110 * time.Second,
+		RollbackTimeout:    30 * time.Second,
+		DelegateTimeout:    30 * time.Second,
 		MaxRequestBytes:    1 << 20,
 		MaxAttachments:     32,
 		APIQPS:             50,
@@ -261,6 +270,12 @@ func (c Config) problems() []error {
 	}
 	if !rOK {
 		add(keyErrorf("requestTimeout", "must be > 0, got %s", c.RequestTimeout))
+	}
+	if c.DelegateTimeout <= 0 {
+		add(keyErrorf("delegateTimeout", "must be > 0, got %s", c.DelegateTimeout))
+	}
+	if c.RollbackTimeout <= 0 || rOK && c.RollbackTimeout >= c.RequestTimeout {
+		add(keyErrorf("rollbackTimeout", "must be > 0 and shorter than requestTimeout (%s), got %s", c.RequestTimeout, c.RollbackTimeout))
 	}
 	if qOK && rOK && c.QueueTimeout >= c.RequestTimeout {
 		// The queue wait is part of the request budget; a queue timeout at

@@ -132,6 +132,8 @@ func (w *wire) resolve() (Config, []error) {
 	}
 	errs = appendErr(errs, setDuration(&c.QueueTimeout, "queueTimeout", w.QueueTimeout))
 	errs = appendErr(errs, setDuration(&c.RequestTimeout, "requestTimeout", w.RequestTimeout))
+	errs = appendErr(errs, setDuration(&c.RollbackTimeout, "rollbackTimeout", w.RollbackTimeout))
+	errs = appendErr(errs, setDuration(&c.DelegateTimeout, "delegateTimeout", w.DelegateTimeout))
 
 	setPath(&c.Log.File, w.LogFile)
 	if w.LogLevel != nil {

@@ -38,6 +38,8 @@ type wire struct {
 	QueueSize              *int            `json:"queueSize"`
 	QueueTimeout           *durationString `json:"queueTimeout"`
 	RequestTimeout         *durationString `json:"requestTimeout"`
+	RollbackTimeout        *durationString `json:"rollbackTimeout"`
+	DelegateTimeout        *durationString `json:"delegateTimeout"`
 	MaxRequestBytes        *int64          `json:"maxRequestBytes"`
 	MaxAttachments         *int            `json:"maxAttachments"`
 	APIQPS                 *int            `json:"apiQPS"`
@@ -98,6 +100,8 @@ func (w *wire) fields() map[string]any {
 		"queueSize":              &w.QueueSize,
 		"queueTimeout":           &w.QueueTimeout,
 		"requestTimeout":         &w.RequestTimeout,
+		"rollbackTimeout":        &w.RollbackTimeout,
+		"delegateTimeout":        &w.DelegateTimeout,
 		"maxRequestBytes":        &w.MaxRequestBytes,
 		"maxAttachments":         &w.MaxAttachments,
 		"apiQPS":                 &w.APIQPS,

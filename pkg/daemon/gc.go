@@ -31,6 +31,7 @@ func (m *Multiplexer) collect(ctx context.Context, log *slog.Logger, req *api.Re
 	}
 	var errs []error
 	byConf := map[string]*gcNetwork{}
+	unknown := false
 	for _, id := range ids {
 		if !valid[id] {
 			log.Info("GC: removing stale attachment", "stale", id)
@@ -39,13 +40,20 @@ func (m *Multiplexer) collect(ctx context.Context, log *slog.Logger, req *api.Re
 			}
 			continue
 		}
-		rec, err := m.store.Load(id)
+		specs, err := m.liveAttachments(id)
 		if err != nil {
+			// Which networks this live sandbox uses is unknown: a network
+			// GC could take its attachments, so none runs this time.
+			log.Error("GC: live sandbox with an unreadable record; skipping the delegate GC", "live", id, "err", err)
 			errs = append(errs, err)
+			byConf = nil
+			unknown = true
 			continue
 		}
-		for _, s := range rec.Attachments {
-			addGCAttachment(byConf, s, id)
+		if !unknown {
+			for _, s := range specs {
+				addGCAttachment(byConf, s, id)
+			}
 		}
 	}
 	for name, n := range byConf {
@@ -54,6 +62,25 @@ func (m *Multiplexer) collect(ctx context.Context, log *slog.Logger, req *api.Re
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// liveAttachments are the attachments of a sandbox GC must keep: from its
+// record, or, when the record is unreadable, from libcni's result cache (a
+// sandbox in the valid list must never lose anything).
+func (m *Multiplexer) liveAttachments(id string) ([]delegate.Spec, error) {
+	rec, err := m.store.Load(id)
+	if err == nil {
+		return rec.Attachments, nil
+	}
+	cached, cerr := m.inv.CachedAttachments(id)
+	if cerr != nil {
+		return nil, errors.Join(err, fmt.Errorf("read libcni cache: %w", cerr))
+	}
+	specs := make([]delegate.Spec, 0, len(cached))
+	for _, a := range cached {
+		specs = append(specs, delegate.Spec{Network: a.Network, IfName: a.IfName, ConfList: a.Config})
+	}
+	return specs, nil
 }
 
 type gcNetwork struct {

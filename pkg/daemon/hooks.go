@@ -24,12 +24,15 @@ type AttachHook interface {
 	AfterDel(ctx context.Context, t delegate.Target, specs []delegate.Spec) error
 }
 
+// beforeAdd runs every hook's BeforeAdd; on failure it returns the specs as
+// the hooks before the failing one left them, for AfterDel to undo.
 func (m *Multiplexer) beforeAdd(ctx context.Context, pod *netselect.Pod, t delegate.Target, specs []delegate.Spec) ([]delegate.Spec, error) {
-	var err error
 	for _, h := range m.hooks {
-		if specs, err = h.BeforeAdd(ctx, pod, t, specs); err != nil {
-			return nil, err
+		next, err := h.BeforeAdd(ctx, pod, t, specs)
+		if err != nil {
+			return specs, err
 		}
+		specs = next
 	}
 	return specs, nil
 }

@@ -76,6 +76,7 @@ type ClusterConfig interface {
 
 // Handle implements server.Handler.
 func (m *Multiplexer) Handle(ctx context.Context, log *slog.Logger, req *api.Request) ([]byte, error) {
+	ctx = delegate.WithLogger(ctx, log)
 	conf, err := parseNetConf(req.Config)
 	if err != nil {
 		return nil, types.NewError(types.ErrDecodingFailure, err.Error(), "")
@@ -122,7 +123,14 @@ func (m *Multiplexer) add(ctx context.Context, log *slog.Logger, req *api.Reques
 	m.gc.RLock()
 	defer m.gc.RUnlock()
 	if err := m.Ready(); err != nil {
-		return nil, types.NewError(types.ErrTryAgainLater, "plexusd not ready", err.Error())
+		return nil, types.NewError(types.ErrTryAgainLater, api.MsgNotReady, err.Error())
+	}
+	// The ADD must be done in time to leave the undo its own budget
+	// inside the request's (the undo runs on a fresh context).
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl.Add(-m.inv.RollbackTimeout))
+		defer cancel()
 	}
 	ref, hasPod := args.podRef()
 	pod, err := m.lookupPod(ctx, log, ref, hasPod, conf.podAnnotations())
@@ -143,11 +151,11 @@ func (m *Multiplexer) add(ctx context.Context, log *slog.Logger, req *api.Reques
 	target := delegate.Target{ContainerID: req.ContainerID, Netns: req.Netns, CNIPath: req.Path}
 	if specs, err = m.beforeAdd(ctx, pod, target, specs); err != nil {
 		m.warn(log, ref, hasPod, "AddFailed", err)
-		return nil, fmt.Errorf("pod %s: %w", ref, errors.Join(err, m.afterDel(ctx, target, specs)))
+		return nil, fmt.Errorf("pod %s: %w", ref, errors.Join(err, m.undoHooks(ctx, target, specs)))
 	}
 	rec := &store.Record{ContainerID: req.ContainerID, Netns: req.Netns, IfName: req.IfName, Pod: ref, Attachments: specs}
 	if err := m.store.Save(rec); err != nil {
-		return nil, fmt.Errorf("pod %s: save attachment record: %w", ref, errors.Join(err, m.afterDel(ctx, target, specs)))
+		return nil, fmt.Errorf("pod %s: save attachment record: %w", ref, errors.Join(err, m.undoHooks(ctx, target, specs)))
 	}
 	outcomes, err := m.inv.Add(ctx, target, specs)
 	if err != nil {
@@ -264,13 +272,21 @@ func (m *Multiplexer) forget(ctx context.Context, log *slog.Logger, t delegate.T
 		log.Warn("rollback incomplete; keeping the attachment record for DEL", "err", cause)
 		return
 	}
-	if err := m.afterDel(ctx, t, specs); err != nil {
+	if err := m.undoHooks(ctx, t, specs); err != nil {
 		log.Warn("rollback incomplete; keeping the attachment record for DEL", "err", err)
 		return
 	}
 	if err := m.store.Delete(t.ContainerID); err != nil {
 		log.Error("delete attachment record", "err", err)
 	}
+}
+
+// undoHooks runs the hooks' AfterDel for an ADD being undone, on a fresh
+// context bounded by the rollback budget (the ADD's may have expired).
+func (m *Multiplexer) undoHooks(ctx context.Context, t delegate.Target, specs []delegate.Spec) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.inv.RollbackTimeout)
+	defer cancel()
+	return m.afterDel(ctx, t, specs)
 }
 
 // del tears down from the record; nothing else is consulted.
@@ -283,8 +299,21 @@ func (m *Multiplexer) del(ctx context.Context, req *api.Request) error {
 // detach tears a sandbox down from its record and forgets its status.
 func (m *Multiplexer) detach(ctx context.Context, containerID, netns, cniPath string) error {
 	rec, err := detach.Detach(ctx, m.inv, m.store, containerID, netns, cniPath)
+	if rec != nil && rec.Recovered && rec.Pod.Name != "" {
+		m.events.Event(rec.Pod, true, "AttachmentRecordCorrupt", fmt.Sprintf("the attachment record of sandbox %s was unreadable; its networks were deleted from libcni's result cache", containerID))
+	}
 	if err != nil {
 		return err
+	}
+	if rec != nil && rec.Recovered {
+		// The status written for this sandbox is unknown: it is this
+		// sandbox's unless another sandbox of the pod has a record.
+		if rec.Pod.Name == "" || m.podHasRecord(rec.Pod) {
+			return nil
+		}
+		if err := m.src.ClearStatus(rec.Pod, nil); err != nil {
+			return fmt.Errorf("pod %s: clear network-status: %w", rec.Pod, err)
+		}
 	}
 	if rec != nil {
 		if err := m.afterDel(ctx, delegate.Target{ContainerID: containerID, Netns: netns, CNIPath: cniPath}, rec.Attachments); err != nil {
@@ -297,6 +326,22 @@ func (m *Multiplexer) detach(ctx context.Context, containerID, netns, cniPath st
 		}
 	}
 	return nil
+}
+
+// podHasRecord reports whether any sandbox of pod (by namespace and name)
+// still has a record; an unreadable one counts as having it.
+func (m *Multiplexer) podHasRecord(pod store.PodRef) bool {
+	ids, err := m.store.List()
+	if err != nil {
+		return true
+	}
+	for _, id := range ids {
+		p, known := detach.PodOf(m.inv, m.store, id)
+		if !known || p.Namespace == pod.Namespace && p.Name == pod.Name {
+			return true
+		}
+	}
+	return false
 }
 
 // check runs CHECK over every attachment of the container.
@@ -318,7 +363,7 @@ func (m *Multiplexer) check(ctx context.Context, req *api.Request) error {
 // every pod gets (the cluster network and defaultNetworks).
 func (m *Multiplexer) status(ctx context.Context, req *api.Request) error {
 	if err := m.Ready(); err != nil {
-		return types.NewError(statusNotAvailable, "plexusd not ready", err.Error())
+		return types.NewError(statusNotAvailable, api.MsgNotReady, err.Error())
 	}
 	specs, err := netselect.Resolve(m.options(), netselect.Request{RuntimeIfName: "eth0"}, m.src, m.confs)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/plexus-cni/plexus/pkg/cniconf"
 	"github.com/plexus-cni/plexus/pkg/config"
 	"github.com/plexus-cni/plexus/pkg/delegate"
+	"github.com/plexus-cni/plexus/pkg/detach"
 	"github.com/plexus-cni/plexus/pkg/devices"
 	"github.com/plexus-cni/plexus/pkg/k8sclient"
 	"github.com/plexus-cni/plexus/pkg/manifest"
@@ -33,11 +34,13 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 		return errors.New("plexusd must run as root")
 	}
 	st := store.NewFileStore(store.RecordsDir(cfg.CNIDir))
-	src, events, err := newSource(ctx, cfg, flags, log, st)
+	sweepTemp(log, store.RecordsDir(cfg.CNIDir), cfg.StatusDir)
+	inv := delegate.NewInvoker(cfg.BinDirs, cfg.CNIDir, &delegate.BoundedExec{Timeout: cfg.DelegateTimeout})
+	inv.RollbackTimeout = cfg.RollbackTimeout
+	src, events, err := newSource(ctx, cfg, flags, log, st, inv)
 	if err != nil {
 		return err
 	}
-	inv := delegate.NewInvoker(cfg.BinDirs, cfg.CNIDir, nil)
 	mux := NewMultiplexer(cfg, src, st, inv, events,
 		devices.New(devices.Options{PodResourcesSocket: cfg.PodResourcesSocket, DeviceInfoDir: cfg.DeviceInfoDir}, log),
 		routes.NewWithCache(cfg.CNIDir, log))
@@ -83,9 +86,26 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 	return srv.Shutdown(sctx)
 }
 
+// tempMinAge: a temp file lives for milliseconds; one older than this is
+// from a crash (and never one a running daemon is writing).
+const tempMinAge = time.Minute
+
+// sweepTemp removes the temp files a crash left in Plexus's own dirs.
+func sweepTemp(log *slog.Logger, dirs ...string) {
+	for _, d := range dirs {
+		n, err := store.SweepTemp(d, tempMinAge)
+		if err != nil {
+			log.Warn("sweep temp files", "dir", d, "err", err)
+		}
+		if n > 0 {
+			log.Info("removed temp files left by a crash", "dir", d, "count", n)
+		}
+	}
+}
+
 // newSource returns the manifest source when manifestsDir is set, else the
 // Kubernetes source.
-func newSource(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger, st store.Store) (Source, Recorder, error) {
+func newSource(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger, st store.Store, inv *delegate.Invoker) (Source, Recorder, error) {
 	if cfg.ManifestsDir == "" {
 		c, err := k8sclient.New(k8sclient.Options{
 			Kubeconfig: flags.Kubeconfig, NodeName: flags.NodeName,
@@ -101,8 +121,10 @@ func newSource(ctx context.Context, cfg config.Config, flags Flags, log *slog.Lo
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := src.SweepStatus(recordedPods(st, log)); err != nil {
-		log.Warn("sweep status files", "err", err)
+	if keep, known := recordedPods(st, inv, log); known {
+		if err := src.SweepStatus(keep); err != nil {
+			log.Warn("sweep status files", "err", err)
+		}
 	}
 	go func() {
 		if err := src.Watch(ctx); err != nil {
@@ -112,22 +134,27 @@ func newSource(ctx context.Context, cfg config.Config, flags Flags, log *slog.Lo
 	return src, logRecorder{log}, nil
 }
 
-// recordedPods are the pods that still have an attachment record.
-func recordedPods(st store.Store, log *slog.Logger) map[store.PodRef]bool {
+// recordedPods are the pods that still have an attachment record; false
+// when that cannot be known (an unreadable record whose pod is not in
+// libcni's cache either).
+func recordedPods(st store.Store, inv *delegate.Invoker, log *slog.Logger) (map[store.PodRef]bool, bool) {
 	keep := map[store.PodRef]bool{}
 	ids, err := st.List()
 	if err != nil {
 		log.Warn("list attachment records", "err", err)
+		return nil, false
 	}
 	for _, id := range ids {
-		rec, err := st.Load(id)
-		if err != nil {
-			log.Warn("unreadable attachment record", "container", id, "err", err)
-			continue
+		// An unreadable record's pod is in libcni's cache; without it,
+		// no status file can be known to be stale.
+		p, known := detach.PodOf(inv, st, id)
+		if !known {
+			log.Error("attachment record of unknown pod (unreadable, not in libcni's cache): no status file swept", "reason", "AttachmentRecordCorrupt", "container", id)
+			return nil, false
 		}
-		keep[store.PodRef{Namespace: rec.Pod.Namespace, Name: rec.Pod.Name}] = true
+		keep[store.PodRef{Namespace: p.Namespace, Name: p.Name}] = true
 	}
-	return keep
+	return keep, true
 }
 
 // logRecorder is the manifest mode's recorder: there is no API to record

@@ -3,7 +3,6 @@ package delegate
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 )
@@ -13,10 +12,6 @@ type Outcome struct {
 	Spec   Spec
 	Result types.Result
 }
-
-// RollbackTimeout bounds the DELs run to undo a failed ADD; they get their
-// own context because the ADD's may already be expired.
-const RollbackTimeout = 60 * time.Second
 
 // Add runs ADD for each spec in order. If one fails, DEL runs for it and for
 // every spec before it, in reverse order (CNI spec section 4: a failed
@@ -38,10 +33,11 @@ func (in *Invoker) Add(ctx context.Context, t Target, specs []Spec) ([]Outcome, 
 	return outcomes, nil
 }
 
-// Rollback deletes specs in reverse order with a fresh bounded context that
-// keeps ctx's values but not its deadline.
+// Rollback deletes specs in reverse order with a fresh context bounded by
+// RollbackTimeout that keeps ctx's values but not its deadline (the ADD's
+// may already be expired).
 func (in *Invoker) Rollback(ctx context.Context, t Target, specs []Spec) error {
-	rbCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RollbackTimeout)
+	rbCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), in.RollbackTimeout)
 	defer cancel()
 	if err := in.Del(rbCtx, t, specs); err != nil {
 		return &RollbackError{Err: err}
@@ -57,11 +53,23 @@ func (e *RollbackError) Unwrap() error { return e.Err }
 
 // Del runs DEL for every spec in reverse order, continuing past failures,
 // and returns every failure joined (NPWG spec 7.2).
+//
+// A delegate whose ADD never completed (libcni caches a result only after
+// the whole conflist succeeded, and drops it after a successful DEL) cannot
+// hold anything its own failed ADD did not already undo: its DEL is still
+// tried, but a failure is only logged. Otherwise a typo'd plugin type would
+// fail every DEL and keep the pod Terminating forever.
 func (in *Invoker) Del(ctx context.Context, t Target, specs []Spec) error {
 	var errs []error
 	for i := len(specs) - 1; i >= 0; i-- {
+		added := in.added(t, &specs[i])
 		if err := in.del(ctx, t, &specs[i]); err != nil {
-			errs = append(errs, &PluginError{Network: specs[i].Network, IfName: specs[i].IfName, Op: "DEL", Err: err})
+			perr := &PluginError{Network: specs[i].Network, IfName: specs[i].IfName, Op: "DEL", Err: err}
+			if !added {
+				Logger(ctx).Warn("ignoring the failed DEL of a delegate whose ADD never completed", "network", specs[i].Network, "ifname", specs[i].IfName, "err", perr)
+				continue
+			}
+			errs = append(errs, perr)
 		}
 	}
 	return errors.Join(errs...)

@@ -3,8 +3,12 @@ package delegate
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/invoke"
@@ -18,15 +22,20 @@ type Invoker struct {
 	BinDirs  []string
 	CacheDir string
 	Exec     invoke.Exec
+	// RollbackTimeout bounds the DELs that undo a failed ADD.
+	RollbackTimeout time.Duration
 }
 
-// NewInvoker returns an Invoker with a real exec whose plugin stderr goes to
-// stderr.
+// DefaultRollbackTimeout is RollbackTimeout unless the caller sets it.
+const DefaultRollbackTimeout = 30 * time.Second
+
+// NewInvoker returns an Invoker; a nil exec is a BoundedExec bounded only
+// by each call's context.
 func NewInvoker(binDirs []string, cacheDir string, exec invoke.Exec) *Invoker {
 	if exec == nil {
-		exec = &invoke.DefaultExec{RawExec: &invoke.RawExec{}, PluginDecoder: version.PluginDecoder{}}
+		exec = &BoundedExec{}
 	}
-	return &Invoker{BinDirs: binDirs, CacheDir: cacheDir, Exec: exec}
+	return &Invoker{BinDirs: binDirs, CacheDir: cacheDir, Exec: exec, RollbackTimeout: DefaultRollbackTimeout}
 }
 
 func (in *Invoker) config(cniPath string) *libcni.CNIConfig {
@@ -84,6 +93,18 @@ func (in *Invoker) del(ctx context.Context, t Target, s *Spec) error {
 	return in.config(t.CNIPath).DelNetworkList(ctx, list, t.runtimeConf(s))
 }
 
+// added reports whether libcni holds a result for s in this sandbox: the
+// delegate's ADD completed and no DEL has succeeded since. An unreadable
+// cache entry counts as added.
+func (in *Invoker) added(t Target, s *Spec) bool {
+	list, err := ParseConfList(s.ConfList)
+	if err != nil {
+		return true
+	}
+	res, err := in.config(t.CNIPath).GetNetworkListCachedResult(list, t.runtimeConf(s))
+	return res != nil || err != nil
+}
+
 func (in *Invoker) check(ctx context.Context, t Target, s *Spec) error {
 	list, err := ParseConfList(s.ConfList)
 	if err != nil {
@@ -116,7 +137,53 @@ func (in *Invoker) GC(ctx context.Context, cniPath string, confList json.RawMess
 }
 
 // CachedAttachments returns what libcni cached for a container: the
-// fallback for DEL when the attachment record is unreadable.
+// fallback for DEL and GC when the attachment record is unreadable. libcni
+// skips entries it cannot read; here they are an *UnreadableCacheError
+// (returned with the readable ones), because acting on a partial list would
+// leak or tear down what the missing entries hold.
 func (in *Invoker) CachedAttachments(containerID string) ([]*libcni.NetworkAttachment, error) {
-	return in.config("").GetCachedAttachments(containerID)
+	got, err := in.config("").GetCachedAttachments(containerID)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(in.CacheDir, "results")
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return got, err
+	}
+	read := map[string]bool{}
+	for _, a := range got {
+		read[a.Network+"-"+containerID+"-"+a.IfName] = true
+	}
+	var bad []string
+	for _, e := range entries {
+		if pos := strings.Index(e.Name(), "-"+containerID+"-"); pos > 0 && !read[e.Name()] && !othersEntry(filepath.Join(dir, e.Name()), containerID) {
+			bad = append(bad, filepath.Join(dir, e.Name()))
+		}
+	}
+	if len(bad) > 0 {
+		return got, &UnreadableCacheError{Files: bad}
+	}
+	return got, nil
+}
+
+// othersEntry: a readable cache entry whose name only looks like
+// containerID's (another container's ID contains it).
+func othersEntry(path, containerID string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	var c struct {
+		ContainerID string `json:"containerId"`
+	}
+	return json.Unmarshal(data, &c) == nil && c.ContainerID != "" && c.ContainerID != containerID
+}
+
+// UnreadableCacheError names libcni cache entries that exist but cannot be
+// decoded.
+type UnreadableCacheError struct{ Files []string }
+
+func (e *UnreadableCacheError) Error() string {
+	return "unreadable libcni cache entries (the networks they hold cannot be released without them): " + strings.Join(e.Files, ", ")
 }

@@ -17,19 +17,32 @@ import (
 
 // Detach runs DEL, in reverse order, for every attachment recorded for
 // containerID, then removes the record. A missing record means nothing was
-// attached: success. If any delegate DEL fails the record is kept (so the
-// runtime's retry, or GC, can finish the job) and the joined errors are
-// returned. netns is the runtime's; when empty the recorded one is used.
+// attached: success (nil record). If any delegate DEL fails the record is
+// kept (so the runtime's retry, or GC, can finish the job) and the joined
+// errors are returned. netns is the runtime's; when empty the recorded one
+// is used.
 //
-// A record that exists but cannot be decoded falls back to libcni's result
-// cache, which holds each completed attachment's config and arguments.
+// A record that exists but cannot be decoded is rebuilt from libcni's result
+// cache, which holds each completed attachment's config and arguments (the
+// returned record then has Recovered set). If a cache entry of the
+// container is unreadable too, what can be deleted is, and the DEL fails
+// naming the files: reporting success would leak what that entry holds.
 func Detach(ctx context.Context, inv *delegate.Invoker, st store.Store, containerID, netns, cniPath string) (*store.Record, error) {
 	rec, err := st.Load(containerID)
+	var partial error
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, nil
 	case errors.Is(err, store.ErrCorrupt):
-		return nil, fromCache(ctx, inv, st, containerID, netns, cniPath, err)
+		delegate.Logger(ctx).Error("attachment record unreadable; deleting from libcni's result cache", "reason", "AttachmentRecordCorrupt", "err", err)
+		if rec, partial = FromCache(inv, containerID); rec == nil {
+			if partial != nil {
+				return nil, errors.Join(err, partial)
+			}
+			// No delegate ADD ever completed: nothing to release.
+			return nil, st.Delete(containerID)
+		}
+		partial = errors.Join(err, partial)
 	case err != nil:
 		return nil, err
 	}
@@ -40,33 +53,52 @@ func Detach(ctx context.Context, inv *delegate.Invoker, st store.Store, containe
 	}
 	t := delegate.Target{ContainerID: containerID, Netns: netns, CNIPath: cniPath}
 	if err := inv.Del(ctx, t, rec.Attachments); err != nil {
-		return rec, fmt.Errorf("pod %s container %s: %w", rec.Pod, containerID, err)
+		return rec, fmt.Errorf("pod %s container %s: %w", rec.Pod, containerID, errors.Join(err, partial))
+	}
+	var unreadable *delegate.UnreadableCacheError
+	if errors.As(partial, &unreadable) {
+		return rec, fmt.Errorf("pod %s container %s: %w", rec.Pod, containerID, partial)
 	}
 	return rec, st.Delete(containerID)
 }
 
-func fromCache(ctx context.Context, inv *delegate.Invoker, st store.Store, containerID, netns, cniPath string, cause error) error {
+// FromCache rebuilds containerID's record from libcni's result cache: the
+// attachments (in ADD order: the default interface's name sorts first in
+// practice, eth0 < net1 …) and the pod from their K8S_* args. It returns
+// nil when the cache holds nothing for the container, and an error naming
+// the entries it could not read along with a record of the others.
+func FromCache(inv *delegate.Invoker, containerID string) (*store.Record, error) {
 	cached, err := inv.CachedAttachments(containerID)
-	if err != nil {
-		return errors.Join(cause, fmt.Errorf("read libcni cache: %w", err))
+	if len(cached) == 0 {
+		return nil, err
 	}
-	// Secondary ifnames sort after the default one in practice (eth0 <
-	// net1 …); delete in reverse name order.
-	sort.Slice(cached, func(i, j int) bool { return cached[i].IfName > cached[j].IfName })
-	var errs []error
+	sort.Slice(cached, func(i, j int) bool { return cached[i].IfName < cached[j].IfName })
+	rec := &store.Record{ContainerID: containerID, Recovered: true, Complete: true}
 	for _, a := range cached {
-		spec := delegate.Spec{Network: a.Network, IfName: a.IfName, ConfList: a.Config, Args: a.CniArgs, CapabilityArgs: a.CapabilityArgs}
-		ns := netns
-		if ns == "" {
-			ns = a.NetNS
-		}
-		t := delegate.Target{ContainerID: containerID, Netns: ns, CNIPath: cniPath}
-		if err := inv.Del(ctx, t, []delegate.Spec{spec}); err != nil {
-			errs = append(errs, err)
+		rec.Netns = a.NetNS
+		rec.Attachments = append(rec.Attachments, delegate.Spec{Network: a.Network, IfName: a.IfName, ConfList: a.Config, Args: a.CniArgs, CapabilityArgs: a.CapabilityArgs})
+		for _, kv := range a.CniArgs {
+			switch kv[0] {
+			case "K8S_POD_NAMESPACE":
+				rec.Pod.Namespace = kv[1]
+			case "K8S_POD_NAME":
+				rec.Pod.Name = kv[1]
+			case "K8S_POD_UID":
+				rec.Pod.UID = kv[1]
+			}
 		}
 	}
-	if len(errs) > 0 {
-		return errors.Join(append([]error{cause}, errs...)...)
+	return rec, err
+}
+
+// PodOf is the pod of containerID's sandbox, from its record or, when that
+// is unreadable, from libcni's cache; false when neither says.
+func PodOf(inv *delegate.Invoker, st store.Store, containerID string) (store.PodRef, bool) {
+	rec, err := st.Load(containerID)
+	if err != nil {
+		if rec, _ = FromCache(inv, containerID); rec == nil {
+			return store.PodRef{}, false
+		}
 	}
-	return st.Delete(containerID)
+	return rec.Pod, rec.Pod.Name != ""
 }

@@ -88,6 +88,12 @@ func uidMatches(p *corev1.Pod, uid string) bool {
 	if uid == "" || string(p.UID) == uid {
 		return true
 	}
+	// A static pod's mirror: the sandbox has the static pod's UID, which
+	// the mirror names. A mirror without that annotation is from an older
+	// kubelet: accept it by its config source, as before.
+	if m, ok := p.Annotations[mirrorAnnotation]; ok && m != "" {
+		return m == uid
+	}
 	src, ok := p.Annotations[configSourceAnnotation]
 	return ok && src != "api"
 }

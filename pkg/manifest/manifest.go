@@ -213,7 +213,9 @@ func (s *Source) WriteStatus(_ context.Context, ref store.PodRef, status []byte)
 }
 
 // ClearStatus removes the status file if it still holds status (it may
-// have been replaced by a newer sandbox of a pod with the same name).
+// have been replaced by a newer sandbox of a pod with the same name). A nil
+// status removes it whatever it holds (the caller knows no other sandbox
+// of the pod is left).
 func (s *Source) ClearStatus(ref store.PodRef, status []byte) error {
 	p := s.StatusPath(ref)
 	cur, err := os.ReadFile(p)
@@ -223,7 +225,7 @@ func (s *Source) ClearStatus(ref store.PodRef, status []byte) error {
 	if err != nil {
 		return err
 	}
-	if !bytes.Equal(cur, status) {
+	if status != nil && !bytes.Equal(cur, status) {
 		return nil
 	}
 	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -25,8 +27,18 @@ const (
 	DefaultConnectTimeout = 2 * time.Second
 	DefaultRequestTimeout = 115 * time.Second
 	DefaultCNIDir         = "/var/lib/cni/plexus"
-	DefaultBinDir         = "/opt/cni/bin"
+	// DefaultConnectRetry is how long ADD and CHECK keep retrying while
+	// the daemon's socket refuses connections or the daemon is not ready
+	// yet (a DaemonSet roll), well below the runtime's 2 minutes.
+	DefaultConnectRetry = 30 * time.Second
+	// ReplayTimeout is the DEL replay's own budget when the daemon does
+	// not answer; the wait for the daemon is shortened by it, so the
+	// whole DEL still ends within requestTimeout.
+	ReplayTimeout = 20 * time.Second
 )
+
+// retryInterval paces connection retries.
+const retryInterval = 200 * time.Millisecond
 
 // CodeNotAvailable is the CNI STATUS code "plugin cannot service ADD"
 // (CNI spec 1.1, STATUS section).
@@ -39,6 +51,7 @@ type NetConf struct {
 	SocketPath     string `json:"socketPath,omitempty"`
 	ConnectTimeout string `json:"connectTimeout,omitempty"`
 	RequestTimeout string `json:"requestTimeout,omitempty"`
+	ConnectRetry   string `json:"connectRetry,omitempty"`
 	CNIDir         string `json:"cniDir,omitempty"`
 	BinDir         string `json:"binDir,omitempty"`
 }
@@ -47,6 +60,7 @@ type settings struct {
 	socket         string
 	connectTimeout time.Duration
 	requestTimeout time.Duration
+	connectRetry   time.Duration
 	cniDir         string
 	binDir         string
 }
@@ -56,7 +70,7 @@ func loadSettings(stdin []byte) (*settings, error) {
 	if err := json.Unmarshal(stdin, &c); err != nil {
 		return nil, types.NewError(types.ErrDecodingFailure, "plexus: cannot decode config", err.Error())
 	}
-	s := &settings{socket: api.DefaultSocketPath, connectTimeout: DefaultConnectTimeout, requestTimeout: DefaultRequestTimeout, cniDir: DefaultCNIDir, binDir: DefaultBinDir}
+	s := &settings{socket: api.DefaultSocketPath, connectTimeout: DefaultConnectTimeout, requestTimeout: DefaultRequestTimeout, connectRetry: DefaultConnectRetry, cniDir: DefaultCNIDir}
 	if c.SocketPath != "" {
 		s.socket = c.SocketPath
 	}
@@ -70,12 +84,12 @@ func loadSettings(stdin []byte) (*settings, error) {
 		key string
 		val string
 		dst *time.Duration
-	}{{"connectTimeout", c.ConnectTimeout, &s.connectTimeout}, {"requestTimeout", c.RequestTimeout, &s.requestTimeout}} {
+	}{{"connectTimeout", c.ConnectTimeout, &s.connectTimeout}, {"requestTimeout", c.RequestTimeout, &s.requestTimeout}, {"connectRetry", c.ConnectRetry, &s.connectRetry}} {
 		if d.val == "" {
 			continue
 		}
 		v, err := time.ParseDuration(d.val)
-		if err != nil || v <= 0 {
+		if err != nil || v < 0 || v == 0 && d.key != "connectRetry" {
 			return nil, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("plexus: invalid %s %q", d.key, d.val), "")
 		}
 		*d.dst = v
@@ -97,10 +111,14 @@ func Run(ctx context.Context, cmd api.Command, a *skel.CmdArgs, out io.Writer) e
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.requestTimeout)
+	budget := s.requestTimeout
+	if cmd == api.CmdDel && budget > 2*ReplayTimeout {
+		budget -= ReplayTimeout
+	}
+	sctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	req := &api.Request{Command: cmd, ContainerID: a.ContainerID, Netns: a.Netns, IfName: a.IfName, Args: a.Args, Path: a.Path, Config: a.StdinData}
-	resp, err := send(ctx, s, req)
+	resp, err := sendRetrying(sctx, s, req)
 	if err != nil {
 		return unreachable(ctx, s, cmd, a, err)
 	}
@@ -115,6 +133,35 @@ func Run(ctx context.Context, cmd api.Command, a *skel.CmdArgs, out io.Writer) e
 	return nil
 }
 
+// sendRetrying sends req; ADD and CHECK are retried for up to connectRetry
+// while the socket refuses connections (no daemon listening: it is being
+// replaced) or the daemon answers that it is not ready yet. DEL replays
+// from the record instead, and STATUS must answer at once.
+func sendRetrying(ctx context.Context, s *settings, req *api.Request) (*api.Response, error) {
+	retry := req.Command == api.CmdAdd || req.Command == api.CmdCheck
+	until := time.Now().Add(s.connectRetry)
+	for {
+		resp, err := send(ctx, s, req)
+		if !retry || !restarting(resp, err) || time.Now().Add(retryInterval).After(until) {
+			return resp, err
+		}
+		select {
+		case <-ctx.Done():
+			return resp, err
+		case <-time.After(retryInterval):
+		}
+	}
+}
+
+// restarting: nothing listens on the socket, or the daemon is up but not
+// ready (its informers are syncing).
+func restarting(resp *api.Response, err error) bool {
+	if err != nil {
+		return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)
+	}
+	return resp.Error != nil && resp.Error.Code == types.ErrTryAgainLater && resp.Error.Msg == api.MsgNotReady
+}
+
 // transportError marks a failure to talk to the daemon at all.
 type transportError struct{ err error }
 
@@ -126,10 +173,9 @@ func send(ctx context.Context, s *settings, req *api.Request) (*api.Response, er
 	if err != nil {
 		return nil, err
 	}
-	dialer := &net.Dialer{Timeout: s.connectTimeout}
 	client := &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return dialer.DialContext(ctx, "unix", s.socket)
+			return dialDaemon(ctx, s)
 		},
 		DisableKeepAlives: true,
 	}}
@@ -157,6 +203,25 @@ func send(ctx context.Context, s *settings, req *api.Request) (*api.Response, er
 	return &resp, nil
 }
 
+// dialDaemon connects to the daemon's socket and checks that the peer
+// listening there runs as root: whoever could plant a socket there must not
+// be able to forge results.
+func dialDaemon(ctx context.Context, s *settings) (net.Conn, error) {
+	c, err := (&net.Dialer{Timeout: s.connectTimeout}).DialContext(ctx, "unix", s.socket)
+	if err != nil {
+		return nil, err
+	}
+	uid, err := api.PeerUID(c.(*net.UnixConn))
+	if err == nil && uid != 0 {
+		err = fmt.Errorf("the process listening on %s runs as uid %d, not root: refusing it", s.socket, uid)
+	}
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
 // unreachable maps a transport failure to the CNI answer for cmd.
 func unreachable(ctx context.Context, s *settings, cmd api.Command, a *skel.CmdArgs, err error) error {
 	msg := fmt.Sprintf("plexus: daemon unreachable at %s", s.socket)
@@ -164,7 +229,11 @@ func unreachable(ctx context.Context, s *settings, cmd api.Command, a *skel.CmdA
 	case api.CmdStatus:
 		return types.NewError(CodeNotAvailable, msg, err.Error())
 	case api.CmdDel:
-		if derr := replayDel(ctx, s, a); derr != nil {
+		// A fresh deadline: the wait for a hung daemon may have used
+		// up the request's.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ReplayTimeout)
+		defer cancel()
+		if derr := replayDel(rctx, s, a); derr != nil {
 			return types.NewError(types.ErrTryAgainLater, msg+"; DEL from the attachment record failed", derr.Error())
 		}
 		return nil
@@ -177,13 +246,24 @@ func replayDel(ctx context.Context, s *settings, a *skel.CmdArgs) error {
 	if err := store.ValidContainerID(a.ContainerID); err != nil {
 		return err
 	}
-	inv := delegate.NewInvoker([]string{s.binDir}, s.cniDir, nil)
+	// The runtime's CNI_PATH found this shim; it finds the delegates too,
+	// unless binDir says otherwise.
+	var binDirs []string
+	if s.binDir != "" {
+		binDirs = []string{s.binDir}
+	}
+	inv := delegate.NewInvoker(binDirs, s.cniDir, nil)
 	st := store.NewFileStore(store.RecordsDir(s.cniDir))
-	_, err := detach.Detach(ctx, inv, st, a.ContainerID, a.Netns, a.Path)
-	if err == nil {
+	rec, err := detach.Detach(ctx, inv, st, a.ContainerID, a.Netns, a.Path)
+	switch {
+	case err != nil:
+		return err
+	case rec == nil:
+		fmt.Fprintf(os.Stderr, "plexus: daemon unreachable at %s; %s has no attachment record: nothing to delete\n", s.socket, a.ContainerID)
+	default:
 		fmt.Fprintf(os.Stderr, "plexus: daemon unreachable at %s; DEL of %s done from the attachment record\n", s.socket, a.ContainerID)
 	}
-	return err
+	return nil
 }
 
 // Probe asks the daemon's /readyz; nil means ready. Used by the DaemonSet's

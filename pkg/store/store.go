@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/plexus-cni/plexus/pkg/delegate"
 )
@@ -46,6 +47,9 @@ type Record struct {
 	// Status is the network-status written for this sandbox (manifest mode
 	// removes it on DEL only if it is still this sandbox's).
 	Status json.RawMessage `json:"status,omitempty"`
+	// Recovered marks a record rebuilt from libcni's cache because the
+	// stored one was unreadable (never written).
+	Recovered bool `json:"-"`
 }
 
 // Store persists records by container ID.
@@ -199,7 +203,7 @@ func WriteFileAtomicNoSync(path string, data []byte, perm os.FileMode) error {
 
 func writeAtomic(path string, data []byte, perm os.FileMode, durable bool) error {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+tempMarker+"*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -248,4 +252,40 @@ func syncDir(dir string) error {
 		return fmt.Errorf("sync dir %s: %w", dir, err)
 	}
 	return nil
+}
+
+// tempMarker is in the name of every temp file writeAtomic creates.
+const tempMarker = ".tmp-"
+
+// SweepTemp removes the temp files a crash left under dir (its
+// subdirectories included): the hidden ".<name>.tmp-*" files writeAtomic
+// renames into place within milliseconds. Only files older than minAge are
+// taken, so a write in progress is never touched. It returns how many it
+// removed.
+func SweepTemp(dir string, minAge time.Duration) (int, error) {
+	n := 0
+	var errs []error
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil
+			}
+			errs = append(errs, err)
+			return nil
+		}
+		name := d.Name()
+		if !d.Type().IsRegular() || !strings.HasPrefix(name, ".") || !strings.Contains(name, tempMarker) {
+			return nil
+		}
+		if fi, err := d.Info(); err != nil || time.Since(fi.ModTime()) < minAge {
+			return nil
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+			return nil
+		}
+		n++
+		return nil
+	})
+	return n, errors.Join(append(errs, err)...)
 }

@@ -2,12 +2,17 @@
 // ("COMMAND containerID ifname") to the file named by "logFile" and, when
 // "failOn" names the command, fails with "failCode". On ADD it passes the
 // prevResult through, or returns an empty result in the config's version.
+// "childOn" names a command on which it first starts `sleep <childSleep>`
+// holding its stdout and leaves it running; "hangOn" one on which it then
+// sleeps for ever (until killed).
 package main
 
 import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -20,6 +25,9 @@ type conf struct {
 	LogFile  string `json:"logFile"`
 	FailOn   string `json:"failOn"`
 	FailCode uint   `json:"failCode"`
+	ChildOn    string `json:"childOn"`
+	ChildSleep string `json:"childSleep"`
+	HangOn     string `json:"hangOn"`
 }
 
 func load(a *skel.CmdArgs) (*conf, error) {
@@ -45,6 +53,16 @@ func record(cmd string, a *skel.CmdArgs) (*conf, error) {
 		}
 		fmt.Fprintf(f, "%s %s %s\n", cmd, a.ContainerID, a.IfName)
 		f.Close()
+	}
+	if c.ChildOn == cmd {
+		child := exec.Command("sleep", c.ChildSleep)
+		child.Stdout = os.Stdout
+		if err := child.Start(); err != nil {
+			return nil, err
+		}
+	}
+	if c.HangOn == cmd {
+		time.Sleep(time.Hour)
 	}
 	if c.FailOn == cmd {
 		code := c.FailCode
