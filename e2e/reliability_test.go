@@ -344,7 +344,9 @@ func TestAddWaitsForRestartingDaemon(t *testing.T) {
 	e.stopDaemon()
 	a := e.newPod("default", "a")
 	done := make(chan cniResult, 1)
-	go func() { done <- e.exec("ADD", a, "eth0", e.shimConf("1.0.0", map[string]interface{}{"connectRetry": "60s"})) }()
+	go func() {
+		done <- e.exec("ADD", a, "eth0", e.shimConf("1.0.0", map[string]interface{}{"connectRetry": "60s"}))
+	}()
 	time.Sleep(time.Second)
 	e.startDaemon()
 	if r := <-done; r.err != nil {

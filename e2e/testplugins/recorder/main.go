@@ -22,9 +22,9 @@ import (
 
 type conf struct {
 	types.PluginConf
-	LogFile  string `json:"logFile"`
-	FailOn   string `json:"failOn"`
-	FailCode uint   `json:"failCode"`
+	LogFile    string `json:"logFile"`
+	FailOn     string `json:"failOn"`
+	FailCode   uint   `json:"failCode"`
 	ChildOn    string `json:"childOn"`
 	ChildSleep string `json:"childSleep"`
 	HangOn     string `json:"hangOn"`
