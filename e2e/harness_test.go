@@ -270,6 +270,8 @@ type pod struct {
 	ns, name, uid string
 	containerID   string
 	netns         ns.NetNS
+	// netnsPath, when netns is nil, is passed as CNI_NETNS as is.
+	netnsPath string
 }
 
 var podSeq struct {
@@ -283,16 +285,22 @@ func (e *env) newPod(namespace, name string) *pod {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	podSeq.Lock()
-	podSeq.n++
-	seq := podSeq.n
-	podSeq.Unlock()
-	p := &pod{ns: namespace, name: name, uid: fmt.Sprintf("uid-%s-%d", name, seq), containerID: fmt.Sprintf("c%06d%s", seq, strings.Repeat("0", 58)), netns: n}
+	p := newPodIdentity(namespace, name)
+	p.netns = n
 	e.t.Cleanup(func() {
 		n.Close()
 		_ = testutils.UnmountNS(n)
 	})
 	return p
+}
+
+// newPodIdentity is a pod with a unique UID and container ID, no netns.
+func newPodIdentity(namespace, name string) *pod {
+	podSeq.Lock()
+	podSeq.n++
+	seq := podSeq.n
+	podSeq.Unlock()
+	return &pod{ns: namespace, name: name, uid: fmt.Sprintf("uid-%s-%d", name, seq), containerID: fmt.Sprintf("c%06d%s", seq, strings.Repeat("0", 58))}
 }
 
 // cniResult is one exec of the shim.
@@ -340,6 +348,8 @@ func (e *env) exec(command string, p *pod, ifname string, conf []byte) cniResult
 		)
 		if p.netns != nil {
 			env = append(env, "CNI_NETNS="+p.netns.Path())
+		} else if p.netnsPath != "" {
+			env = append(env, "CNI_NETNS="+p.netnsPath)
 		}
 	}
 	cmd.Env = env

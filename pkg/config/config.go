@@ -79,6 +79,12 @@ type Config struct {
 	// RollbackTimeout is the part of RequestTimeout kept for undoing a
 	// failed ADD: the delegates must be done by RequestTimeout minus it.
 	RollbackTimeout time.Duration
+	// OrphanSweepInterval is how often records of sandboxes that are gone
+	// (netns and pod) are torn down; 0 turns the sweep off.
+	OrphanSweepInterval time.Duration
+	// OrphanGracePeriod is how old a record must be before the sweep may
+	// take it.
+	OrphanGracePeriod time.Duration
 	// DelegateTimeout bounds one execution of a delegate plugin binary;
 	// past it the plugin's whole process group is killed.
 	DelegateTimeout time.Duration
@@ -164,6 +170,8 @@ func Default() Config {
 		RequestTimeout:     110 * time.Second,
 		RollbackTimeout:    30 * time.Second,
 		DelegateTimeout:    30 * time.Second,
+		OrphanSweepInterval: 5 * time.Minute,
+		OrphanGracePeriod:   time.Minute,
 		MaxRequestBytes:    1 << 20,
 		MaxAttachments:     32,
 		APIQPS:             50,
@@ -270,6 +278,12 @@ func (c Config) problems() []error {
 	}
 	if !rOK {
 		add(keyErrorf("requestTimeout", "must be > 0, got %s", c.RequestTimeout))
+	}
+	if c.OrphanSweepInterval < 0 {
+		add(keyErrorf("orphanSweepInterval", "must be >= 0 (0 turns the sweep off), got %s", c.OrphanSweepInterval))
+	}
+	if c.OrphanGracePeriod < 0 {
+		add(keyErrorf("orphanGracePeriod", "must be >= 0, got %s", c.OrphanGracePeriod))
 	}
 	if c.DelegateTimeout <= 0 {
 		add(keyErrorf("delegateTimeout", "must be > 0, got %s", c.DelegateTimeout))

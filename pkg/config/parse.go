@@ -134,6 +134,8 @@ func (w *wire) resolve() (Config, []error) {
 	errs = appendErr(errs, setDuration(&c.RequestTimeout, "requestTimeout", w.RequestTimeout))
 	errs = appendErr(errs, setDuration(&c.RollbackTimeout, "rollbackTimeout", w.RollbackTimeout))
 	errs = appendErr(errs, setDuration(&c.DelegateTimeout, "delegateTimeout", w.DelegateTimeout))
+	errs = appendErr(errs, setDurationOrZero(&c.OrphanSweepInterval, "orphanSweepInterval", w.OrphanSweepInterval))
+	errs = appendErr(errs, setDurationOrZero(&c.OrphanGracePeriod, "orphanGracePeriod", w.OrphanGracePeriod))
 
 	setPath(&c.Log.File, w.LogFile)
 	if w.LogLevel != nil {
@@ -175,6 +177,15 @@ func ParseLevel(s string) (slog.Level, error) {
 }
 
 func setDuration(dst *time.Duration, key string, v *durationString) error {
+	return setDurationMin(dst, key, v, false)
+}
+
+// setDurationOrZero accepts "0s" (off) too.
+func setDurationOrZero(dst *time.Duration, key string, v *durationString) error {
+	return setDurationMin(dst, key, v, true)
+}
+
+func setDurationMin(dst *time.Duration, key string, v *durationString, zeroOK bool) error {
 	if v == nil {
 		return nil
 	}
@@ -182,7 +193,7 @@ func setDuration(dst *time.Duration, key string, v *durationString) error {
 	if err != nil {
 		return keyErrorf(key, "want a Go duration string such as \"30s\": %v", err)
 	}
-	if d <= 0 {
+	if d < 0 || d == 0 && !zeroOK {
 		return keyErrorf(key, "must be > 0, got %q", string(*v))
 	}
 	*dst = d

@@ -40,6 +40,8 @@ type wire struct {
 	RequestTimeout         *durationString `json:"requestTimeout"`
 	RollbackTimeout        *durationString `json:"rollbackTimeout"`
 	DelegateTimeout        *durationString `json:"delegateTimeout"`
+	OrphanSweepInterval    *durationString `json:"orphanSweepInterval"`
+	OrphanGracePeriod      *durationString `json:"orphanGracePeriod"`
 	MaxRequestBytes        *int64          `json:"maxRequestBytes"`
 	MaxAttachments         *int            `json:"maxAttachments"`
 	APIQPS                 *int            `json:"apiQPS"`
@@ -102,6 +104,8 @@ func (w *wire) fields() map[string]any {
 		"requestTimeout":         &w.RequestTimeout,
 		"rollbackTimeout":        &w.RollbackTimeout,
 		"delegateTimeout":        &w.DelegateTimeout,
+		"orphanSweepInterval":    &w.OrphanSweepInterval,
+		"orphanGracePeriod":      &w.OrphanGracePeriod,
 		"maxRequestBytes":        &w.MaxRequestBytes,
 		"maxAttachments":         &w.MaxAttachments,
 		"apiQPS":                 &w.APIQPS,

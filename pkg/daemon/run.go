@@ -63,6 +63,9 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 			}
 		}()
 	}
+	if cfg.OrphanSweepInterval > 0 {
+		go NewSweeper(mux, cfg.OrphanGracePeriod, log).Run(ctx, cfg.OrphanSweepInterval)
+	}
 	if cfg.PprofSocket != "" {
 		if err := servePprof(ctx, cfg.PprofSocket, log); err != nil {
 			return err

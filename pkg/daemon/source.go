@@ -23,4 +23,7 @@ type Source interface {
 	ClearStatus(ref store.PodRef, status []byte) error
 	// Ready returns nil when the source can answer ADD.
 	Ready() error
+	// PodExists reports whether the pod still exists on this node;
+	// known is false when the source cannot tell now.
+	PodExists(ref store.PodRef) (exists, known bool)
 }

@@ -84,6 +84,16 @@ func (c *Client) livePod(ctx context.Context, ref store.PodRef) (*corev1.Pod, er
 	return p, nil
 }
 
+// PodExists reports whether the informer has the pod (UID checked, a
+// static pod's mirror accepted); known is false until the informers synced.
+func (c *Client) PodExists(ref store.PodRef) (exists, known bool) {
+	if c.Ready() != nil {
+		return false, false
+	}
+	p, err := c.pods.Pods(ref.Namespace).Get(ref.Name)
+	return err == nil && uidMatches(p, ref.UID), true
+}
+
 func uidMatches(p *corev1.Pod, uid string) bool {
 	if uid == "" || string(p.UID) == uid {
 		return true

@@ -198,6 +198,16 @@ func (s *Source) Pod(_ context.Context, ref store.PodRef, _ map[string]string) (
 	return pod, nil
 }
 
+// PodExists reports whether the manifests define the pod (UID checked
+// when both sides have one), from the current snapshot: the orphan sweep
+// asks about many pods and must not re-read the directory for each.
+func (s *Source) PodExists(ref store.PodRef) (exists, known bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	pod := s.snap.pods[key{ref.Namespace, ref.Name}]
+	return pod != nil && (pod.UID == "" || ref.UID == "" || pod.UID == ref.UID), true
+}
+
 // StatusPath is where the status of a pod is written.
 func (s *Source) StatusPath(ref store.PodRef) string {
 	return filepath.Join(s.statusDir, ref.Namespace, ref.Name+".json")

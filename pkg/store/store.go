@@ -65,6 +65,8 @@ type Store interface {
 	Load(containerID string) (*Record, error)
 	Delete(containerID string) error
 	List() ([]string, error)
+	// Updated is when the record was last written.
+	Updated(containerID string) (time.Time, error)
 }
 
 var _ Store = (*FileStore)(nil)
@@ -165,6 +167,19 @@ func (s *FileStore) Delete(id string) error {
 		return fmt.Errorf("delete record %s: %w", id, err)
 	}
 	return nil
+}
+
+// Updated returns the record file's modification time.
+func (s *FileStore) Updated(id string) (time.Time, error) {
+	p, err := s.path(id)
+	if err != nil {
+		return time.Time{}, err
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return fi.ModTime(), nil
 }
 
 // List returns the container IDs that have a record, sorted.

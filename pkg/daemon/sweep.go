@@ -1,0 +1,134 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/plexus-cni/plexus/pkg/detach"
+)
+
+// Sweeper finds the records of sandboxes that are gone without a DEL or a
+// GC (containerd 1.x never sends CNI GC) and tears them down from the
+// record. A record is an orphan only when all of these hold:
+//   - it is older than the grace period (no ADD or DEL in flight);
+//   - its network namespace no longer exists (the path is gone, or no
+//     longer a namespace mount);
+//   - its pod is not on this node any more (the source can tell, and says
+//     no; a pod recreated with another UID counts as gone).
+//
+// A record whose pod or netns cannot be known is left alone.
+type Sweeper struct {
+	m     *Multiplexer
+	log   *slog.Logger
+	grace time.Duration
+	now   func() time.Time
+}
+
+// SweepResult is what one sweep did.
+type SweepResult struct {
+	Records, Removed, Failed int
+	Elapsed                  time.Duration
+}
+
+// NewSweeper returns a sweeper of m's records.
+func NewSweeper(m *Multiplexer, grace time.Duration, log *slog.Logger) *Sweeper {
+	return &Sweeper{m: m, log: log, grace: grace, now: time.Now}
+}
+
+// Run sweeps at start, then every interval, until ctx ends.
+func (s *Sweeper) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		s.Sweep(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Sweep runs once.
+func (s *Sweeper) Sweep(ctx context.Context) SweepResult {
+	start := time.Now()
+	var res SweepResult
+	ids, err := s.m.store.List()
+	if err != nil {
+		s.log.Warn("orphan sweep: list records", "err", err)
+		return res
+	}
+	res.Records = len(ids)
+	var removed []string
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			break
+		}
+		why, orphan := s.orphan(id)
+		if !orphan {
+			continue
+		}
+		if err := s.remove(ctx, id); err != nil {
+			res.Failed++
+			s.log.Warn("orphan sweep: teardown failed; the record stays", "container", id, "err", err)
+			continue
+		}
+		res.Removed++
+		removed = append(removed, id)
+		s.log.Info("orphan sweep: tore down a sandbox that is gone", "container", id, "why", why)
+	}
+	res.Elapsed = time.Since(start)
+	if res.Removed > 0 || res.Failed > 0 {
+		s.log.Info("orphan sweep done", "records", res.Records, "removed", res.Removed, "failed", res.Failed, "ms", res.Elapsed.Milliseconds())
+		nodeReporter{s.m.events}.NodeEvent(res.Failed > 0, "OrphanSweep", fmt.Sprintf("removed %d attachment records of sandboxes that are gone (%d failed) out of %d", res.Removed, res.Failed, res.Records))
+	}
+	return res
+}
+
+func (s *Sweeper) remove(ctx context.Context, id string) error {
+	s.m.gc.RLock()
+	defer s.m.gc.RUnlock()
+	return s.m.detach(ctx, id, "", "")
+}
+
+// orphan applies the rules above to one record.
+func (s *Sweeper) orphan(id string) (string, bool) {
+	updated, err := s.m.store.Updated(id)
+	if err != nil || s.now().Sub(updated) < s.grace {
+		return "", false
+	}
+	rec, err := s.m.store.Load(id)
+	if err != nil {
+		if rec, _ = detach.FromCache(s.m.inv, id); rec == nil {
+			return "", false // nothing known about it: never guess
+		}
+	}
+	if rec.Pod.Name == "" || rec.Netns == "" || netnsExists(rec.Netns) {
+		return "", false
+	}
+	exists, known := s.m.src.PodExists(rec.Pod)
+	if !known || exists {
+		return "", false
+	}
+	return fmt.Sprintf("netns %s gone and pod %s (uid %s) not on this node", rec.Netns, rec.Pod, rec.Pod.UID), true
+}
+
+// netnsExists: the path is still a network namespace (a bind mount of
+// nsfs). Anything but "gone" or "a plain file now" counts as existing.
+func netnsExists(path string) bool {
+	var st unix.Statfs_t
+	err := unix.Statfs(path, &st)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return false
+	case err != nil:
+		return true
+	}
+	return st.Type == unix.NSFS_MAGIC || st.Type == unix.PROC_SUPER_MAGIC
+}
