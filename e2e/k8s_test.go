@@ -169,6 +169,15 @@ func (k *kubeEnv) ensureNamespace(t *testing.T, ns string) {
 // sandbox netns.
 func (e *env) createPod(ns, name string, annotations map[string]string) *pod {
 	e.t.Helper()
+	p := e.createPodObject(ns, name, annotations)
+	n := e.newPod(ns, name)
+	p.netns = n.netns
+	return p
+}
+
+// createPodObject creates the pod in the API; the sandbox has no netns yet.
+func (e *env) createPodObject(ns, name string, annotations map[string]string) *pod {
+	e.t.Helper()
 	k := e.kube
 	obj := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Annotations: annotations},
@@ -179,7 +188,7 @@ func (e *env) createPod(ns, name string, annotations map[string]string) *pod {
 	if err != nil {
 		e.t.Fatalf("create pod %s/%s: %v", ns, name, err)
 	}
-	p := e.newPod(ns, name)
+	p := newPodIdentity(ns, name)
 	p.uid = string(created.UID)
 	k.pods = append(k.pods, p)
 	return p

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -161,6 +162,7 @@ func testUpgrade(t *testing.T, n *Node) {
 	if err := n.ImportImage(ctx, tarball); err != nil {
 		t.Fatal(err)
 	}
+	churn := n.churnPods(ns, "roll", "mv-a")
 	if _, err := n.Kubectl(ctx, nil, "-n", "kube-system", "set", "image", "daemonset/plexus", "install-shim="+image, "plexusd="+image); err != nil {
 		t.Fatal(err)
 	}
@@ -168,6 +170,16 @@ func testUpgrade(t *testing.T, n *Node) {
 		t.Fatalf("rollout: %v\n%s", err, out)
 	}
 	fresh := n.waitPlexusReady(t, string(oldDaemon.UID), 2*time.Minute)
+	rolled := churn()
+	// R15: no ADD may fail because of the roll (the shim retries its
+	// connection while the daemon is replaced).
+	for _, name := range rolled {
+		n.WaitRunning(t, ns, name, 90*time.Second)
+	}
+	if ev := n.failedSandboxEvents(t, ns); len(ev) > 0 {
+		t.Errorf("%d of %d pods created during the roll had failed sandbox creations: %v", len(ev), len(rolled), ev)
+	}
+	t.Logf("%d pods created during the roll, none failed", len(rolled))
 	if img := fresh.Spec.Containers[0].Image; img != image {
 		t.Errorf("plexusd pod %s runs %s, want %s", fresh.Name, img, image)
 	}
@@ -187,6 +199,44 @@ func testUpgrade(t *testing.T, n *Node) {
 	ports := len(BridgePorts())
 	n.DeletePod(t, ns, old.Name)
 	n.checkGone(t, map[string]Sandbox{"old": oldSB}, ports-1)
+}
+
+// churnPods creates a pod every half second until the returned stop is
+// called; stop returns their names.
+func (n *Node) churnPods(ns, prefix, networks string) func() []string {
+	done := make(chan struct{})
+	names := make(chan []string, 1)
+	go func() {
+		var out []string
+		for i := 0; ; i++ {
+			name := fmt.Sprintf("%s-%d", prefix, i)
+			p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Annotations: map[string]string{networksKey: networks}}, Spec: podSpec()}
+			if _, err := n.Kube.CoreV1().Pods(ns).Create(context.Background(), p, metav1.CreateOptions{}); err == nil {
+				out = append(out, name)
+			}
+			select {
+			case <-done:
+				names <- out
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}()
+	return func() []string { close(done); return <-names }
+}
+
+// failedSandboxEvents are the FailedCreatePodSandBox events in ns.
+func (n *Node) failedSandboxEvents(t *testing.T, ns string) []string {
+	t.Helper()
+	evs, err := n.Kube.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: "reason=FailedCreatePodSandBox"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range evs.Items {
+		out = append(out, e.InvolvedObject.Name+": "+e.Message)
+	}
+	return out
 }
 
 // uninstallPod is the one-shot pod of docs/quickstart.md's uninstall: it
@@ -298,6 +348,37 @@ func testUninstall(t *testing.T, n *Node) {
 	for _, f := range []string{"configmap.yaml", "rbac.yaml"} {
 		if _, err := n.Kubectl(ctx, nil, "delete", "-f", n.deployFile(f)); err != nil {
 			t.Error(err)
+		}
+	}
+}
+
+// testNoCredentialsOnHost: unlike Multus (which writes a kubeconfig with
+// the daemon's token under /etc/cni/net.d/multus.d), Plexus leaves no
+// credential in the host's CNI config or binary dirs: the shim has no API
+// access at all.
+func testNoCredentialsOnHost(t *testing.T, n *Node) {
+	markers := []string{"client-key-data", "client-certificate-data", "PRIVATE KEY", "token:", "\"token\"", "kind: Config"}
+	for _, dir := range []string{n.p("etc/cni"), n.binDir()} {
+		err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return err
+			}
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			if bytes.HasPrefix(data, []byte("\x7fELF")) {
+				return nil // plugin binaries
+			}
+			for _, m := range markers {
+				if bytes.Contains(data, []byte(m)) {
+					t.Errorf("%s holds what looks like a credential (%q)", p, m)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 	}
 }

@@ -96,6 +96,7 @@ func TestNode(t *testing.T) {
 		{"Attachments", testAttachments},
 		{"DefaultRoute", testDefaultRoute},
 		{"StaticPodWithNetworks", testStaticPodWithNetworks},
+		{"NoCredentialsOnHost", testNoCredentialsOnHost},
 		{"Deployment20", testDeployment20},
 		{"DaemonRestart", testDaemonRestart},
 		{"ConfigRestored", testConfigRestored},
