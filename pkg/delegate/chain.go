@@ -13,39 +13,14 @@ type Outcome struct {
 	Result types.Result
 }
 
-// Add runs ADD for each spec in order. If one fails, DEL runs for it and for
-// every spec before it, in reverse order (CNI spec section 4: a failed
-// delegate is deleted too), and the ADD error is returned, joined with any
-// rollback failure.
-func (in *Invoker) Add(ctx context.Context, t Target, specs []Spec) ([]Outcome, error) {
-	outcomes := make([]Outcome, 0, len(specs))
-	for i := range specs {
-		res, err := in.add(ctx, t, &specs[i])
-		if err != nil {
-			addErr := &PluginError{Network: specs[i].Network, IfName: specs[i].IfName, Op: "ADD", Err: err}
-			if rbErr := in.Rollback(ctx, t, specs[:i+1]); rbErr != nil {
-				return nil, errors.Join(addErr, rbErr)
-			}
-			return nil, addErr
-		}
-		outcomes = append(outcomes, Outcome{Spec: specs[i], Result: res})
-	}
-	return outcomes, nil
+// AddOne runs one delegate's ADD. The daemon's delegates step calls it
+// for each spec in order, having pushed that spec's DEL onto its undo
+// stack first (CNI spec section 4: a failed delegate is deleted too).
+func (in *Invoker) AddOne(ctx context.Context, t Target, s Spec) (types.Result, error) {
+	return in.add(ctx, t, &s)
 }
 
-// Rollback deletes specs in reverse order with a fresh context bounded by
-// RollbackTimeout that keeps ctx's values but not its deadline (the ADD's
-// may already be expired).
-func (in *Invoker) Rollback(ctx context.Context, t Target, specs []Spec) error {
-	rbCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), in.RollbackTimeout)
-	defer cancel()
-	if err := in.Del(rbCtx, t, specs); err != nil {
-		return &RollbackError{Err: err}
-	}
-	return nil
-}
-
-// RollbackError wraps failures of the DELs that undo an ADD.
+// RollbackError wraps failures of what undoes an ADD.
 type RollbackError struct{ Err error }
 
 func (e *RollbackError) Error() string { return "rollback: " + e.Err.Error() }

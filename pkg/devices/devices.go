@@ -54,8 +54,7 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Manager assigns devices to attachments. It implements the daemon's
-// AttachHook.
+// Manager assigns devices to attachments: the daemon's devices step.
 type Manager struct {
 	opts  Options
 	log   *slog.Logger
@@ -79,10 +78,10 @@ func newManager(opts Options, log *slog.Logger, pods PodResources, now func() ti
 	return &Manager{opts: opts.withDefaults(), log: log, pods: pods, now: now, cache: map[string]cached{}}
 }
 
-// BeforeAdd gives every attachment that names a resource its device (see
+// Stage gives every attachment that names a resource its device (see
 // the package documentation). It returns new specs; on error nothing it
 // staged is left behind.
-func (m *Manager) BeforeAdd(ctx context.Context, pod *netselect.Pod, t delegate.Target, specs []delegate.Spec) ([]delegate.Spec, error) {
+func (m *Manager) Stage(ctx context.Context, pod *netselect.Pod, t delegate.Target, specs []delegate.Spec) ([]delegate.Spec, error) {
 	if !NeedsDevices(specs) {
 		return specs, nil
 	}
@@ -208,7 +207,7 @@ func withDevice(s *delegate.Spec, id, infoFile string) error {
 	return nil
 }
 
-// removeFiles is the best-effort cleanup of a failed BeforeAdd.
+// removeFiles is the best-effort cleanup of a failed Stage.
 func (m *Manager) removeFiles(paths []string) {
 	for _, p := range paths {
 		if err := removeIfExists(p); err != nil {
@@ -217,18 +216,9 @@ func (m *Manager) removeFiles(paths []string) {
 	}
 }
 
-// AfterAdd changes nothing: device-info goes into network-status through
-// ReadDeviceInfo.
-func (m *Manager) AfterAdd(_ context.Context, _ delegate.Target, outcomes []delegate.Outcome) ([]delegate.Outcome, error) {
-	return outcomes, nil
-}
-
-// Check has nothing to verify.
-func (m *Manager) Check(context.Context, delegate.Target, []delegate.Spec) error { return nil }
-
-// AfterDel removes the attachments' CNI device-info files; missing files
+// Release removes the attachments' CNI device-info files; missing files
 // are fine, other failures are joined.
-func (m *Manager) AfterDel(_ context.Context, _ delegate.Target, specs []delegate.Spec) error {
+func (m *Manager) Release(_ context.Context, _ delegate.Target, specs []delegate.Spec) error {
 	var errs []error
 	for _, s := range specs {
 		if s.DeviceInfoFile == "" {

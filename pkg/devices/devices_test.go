@@ -108,12 +108,12 @@ func plan(n int) []delegate.Spec {
 	return specs
 }
 
-func TestBeforeAddWithoutResourcesIsFree(t *testing.T) {
+func TestStageWithoutResourcesIsFree(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.pods.err = errors.New("must not be called")
 	in := plan(0)
-	out, err := f.m.BeforeAdd(context.Background(), nil, target, in)
+	out, err := f.m.Stage(context.Background(), nil, target, in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,18 +125,18 @@ func TestBeforeAddWithoutResourcesIsFree(t *testing.T) {
 	}
 }
 
-func TestBeforeAddAssignsAndStages(t *testing.T) {
+func TestStageAssignsAndStages(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.writeDP(t, "vf-a1", dpInfo) // vf-a2 has no DP file
 	in := plan(2)
 	inCopy := plan(2)
-	out, err := f.m.BeforeAdd(context.Background(), podA(), target, in)
+	out, err := f.m.Stage(context.Background(), podA(), target, in)
 	if err != nil {
-		t.Fatalf("BeforeAdd: %v", err)
+		t.Fatalf("Stage: %v", err)
 	}
 	if !reflect.DeepEqual(in, inCopy) {
-		t.Errorf("BeforeAdd modified its input specs")
+		t.Errorf("Stage modified its input specs")
 	}
 	for i := 0; i < 2; i++ {
 		if !reflect.DeepEqual(out[i], in[i]) {
@@ -194,20 +194,20 @@ func TestBeforeAddAssignsAndStages(t *testing.T) {
 
 	// DEL removes the files; a second DEL finds nothing and is fine.
 	for i := 0; i < 2; i++ {
-		if err := f.m.AfterDel(context.Background(), target, out); err != nil {
-			t.Fatalf("AfterDel %d: %v", i, err)
+		if err := f.m.Release(context.Background(), target, out); err != nil {
+			t.Fatalf("Release %d: %v", i, err)
 		}
 	}
 	if left, _ := os.ReadDir(filepath.Join(f.dir, "cni")); len(left) != 0 {
-		t.Errorf("files left after AfterDel: %v", left)
+		t.Errorf("files left after Release: %v", left)
 	}
 }
 
-func TestBeforeAddShortageLeavesNothing(t *testing.T) {
+func TestStageShortageLeavesNothing(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.writeDP(t, "vf-a1", dpInfo)
-	_, err := f.m.BeforeAdd(context.Background(), podA(), target, plan(3))
+	_, err := f.m.Stage(context.Background(), podA(), target, plan(3))
 	var de *Error
 	if !errors.As(err, &de) || de.CNICode() != 7 || de.IfName != "net4" {
 		t.Fatalf("err = %v, want a code 7 *Error for net4", err)
@@ -218,11 +218,11 @@ func TestBeforeAddShortageLeavesNothing(t *testing.T) {
 		}
 	}
 	if left, _ := os.ReadDir(filepath.Join(f.dir, "cni")); len(left) != 0 {
-		t.Errorf("files left after a failed BeforeAdd: %v", left)
+		t.Errorf("files left after a failed Stage: %v", left)
 	}
 }
 
-func TestBeforeAddStagingFailureLeavesNothing(t *testing.T) {
+func TestStageStagingFailureLeavesNothing(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.writeDP(t, "vf-a1", dpInfo)
@@ -233,17 +233,17 @@ func TestBeforeAddStagingFailureLeavesNothing(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(blocker, "x"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	_, err := f.m.BeforeAdd(context.Background(), podA(), target, plan(2))
+	_, err := f.m.Stage(context.Background(), podA(), target, plan(2))
 	var de *Error
 	if !errors.As(err, &de) || de.IfName != "net3" {
 		t.Fatalf("err = %v, want an *Error for net3", err)
 	}
 	if _, err := os.Stat(CNIDeviceInfoPath(f.dir, "ns/vf-net", containerID, "net2")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("net2's device-info file survived the failed BeforeAdd: %v", err)
+		t.Errorf("net2's device-info file survived the failed Stage: %v", err)
 	}
 }
 
-func TestBeforeAddDPFileProblems(t *testing.T) {
+func TestStageDPFileProblems(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.writeDP(t, "vf-a1", `{"type":`) // malformed: ignored, not copied
@@ -254,9 +254,9 @@ func TestBeforeAddDPFileProblems(t *testing.T) {
 	if err := os.WriteFile(stale, []byte(dpInfo), 0o444); err != nil { // left by an earlier attempt
 		t.Fatal(err)
 	}
-	out, err := f.m.BeforeAdd(context.Background(), podA(), target, plan(2))
+	out, err := f.m.Stage(context.Background(), podA(), target, plan(2))
 	if err != nil {
-		t.Fatalf("BeforeAdd: %v", err)
+		t.Fatalf("Stage: %v", err)
 	}
 	for _, s := range out[2:] {
 		if _, err := os.Stat(s.DeviceInfoFile); !errors.Is(err, os.ErrNotExist) {
@@ -272,13 +272,13 @@ func TestBeforeAddDPFileProblems(t *testing.T) {
 	}
 }
 
-func TestBeforeAddCache(t *testing.T) {
+func TestStageCache(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	add := func(p *netselect.Pod) {
 		t.Helper()
-		if _, err := f.m.BeforeAdd(ctx, p, target, plan(1)); err != nil {
+		if _, err := f.m.Stage(ctx, p, target, plan(1)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -308,25 +308,25 @@ func TestBeforeAddCache(t *testing.T) {
 	}
 }
 
-func TestBeforeAddKubeletFailure(t *testing.T) {
+func TestStageKubeletFailure(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.pods.err = ErrPodNotListed
-	_, err := f.m.BeforeAdd(context.Background(), podA(), target, plan(1))
+	_, err := f.m.Stage(context.Background(), podA(), target, plan(1))
 	var de *Error
 	if !errors.As(err, &de) || de.CNICode() != 11 || !errors.Is(err, ErrPodNotListed) || !strings.Contains(err.Error(), "/kubelet.sock") {
 		t.Fatalf("err = %v, want a code 11 *Error wrapping the cause and naming the socket", err)
 	}
 	f.pods.err = nil
-	if _, err := f.m.BeforeAdd(context.Background(), podA(), target, plan(1)); err != nil {
+	if _, err := f.m.Stage(context.Background(), podA(), target, plan(1)); err != nil {
 		t.Fatalf("failures must not be cached: %v", err)
 	}
 }
 
-func TestBeforeAddWithoutPod(t *testing.T) {
+func TestStageWithoutPod(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	_, err := f.m.BeforeAdd(context.Background(), nil, target, plan(1))
+	_, err := f.m.Stage(context.Background(), nil, target, plan(1))
 	var de *Error
 	if !errors.As(err, &de) || de.CNICode() != 7 || de.Network != "ns/vf-net" {
 		t.Fatalf("err = %v, want a code 7 *Error naming the network", err)
@@ -346,11 +346,11 @@ func TestPaths(t *testing.T) {
 	}
 }
 
-func TestBeforeAddWithoutDeviceInfoDir(t *testing.T) {
+func TestStageWithoutDeviceInfoDir(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.m.opts.DeviceInfoDir = ""
-	out, err := f.m.BeforeAdd(context.Background(), podA(), target, plan(1))
+	out, err := f.m.Stage(context.Background(), podA(), target, plan(1))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,7 @@
 // device-info spec v1.1.0
 // (https://github.com/k8snetworkplumbingwg/device-info-spec/blob/master/SPEC.md).
 //
-// Manager is a daemon AttachHook. Before ADD it
+// Manager is the daemon's devices step. Before the delegates run, Stage
 //
 //  1. returns at once when no attachment names a resource (the common
 //     case costs no kubelet call);

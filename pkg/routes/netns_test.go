@@ -169,7 +169,7 @@ func TestFixerRealNetns(t *testing.T) {
 	}
 	tgt := delegate.Target{ContainerID: "c", Netns: pod.Path()}
 	f := New(nil)
-	if _, err := f.AfterAdd(context.Background(), tgt, outcomes); err != nil {
+	if _, err := f.Apply(context.Background(), tgt, outcomes); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"blackhole default dev if0 metric 4000", "default via 192.168.10.254 dev net1", "default via fd00:10::1 dev net2 metric 1024"}
@@ -180,11 +180,11 @@ func TestFixerRealNetns(t *testing.T) {
 		t.Errorf("CHECK after ADD: %v", err)
 	}
 	// Idempotent: a second run changes nothing.
-	if _, err := f.AfterAdd(context.Background(), tgt, outcomes); err != nil {
+	if _, err := f.Apply(context.Background(), tgt, outcomes); err != nil {
 		t.Fatal(err)
 	}
 	if got := defaults(t, pod); strings.Join(got, "|") != strings.Join(want, "|") {
-		t.Errorf("second AfterAdd changed routes: %v", got)
+		t.Errorf("second Apply changed routes: %v", got)
 	}
 
 	ipRoute(t, pod, "via 10.88.0.1 dev eth0 metric 50")
@@ -222,12 +222,12 @@ func TestFixerUnreachableGateway(t *testing.T) {
 	requireRoot(t)
 	pod := podNS(t, map[string]string{"net1": "192.168.10.5/24"})
 	out := []delegate.Outcome{{Spec: delegate.Spec{Network: "ns/v4", IfName: "net1", DefaultRoute: []string{"172.16.0.1"}}}}
-	_, err := New(nil).AfterAdd(context.Background(), delegate.Target{Netns: pod.Path()}, out)
+	_, err := New(nil).Apply(context.Background(), delegate.Target{Netns: pod.Path()}, out)
 	var e *Error
 	if !errors.As(err, &e) || e.IfName != "net1" || e.Family != "IPv4" || e.Netns != pod.Path() || e.Op != "apply" {
 		t.Errorf("got %v", err)
 	}
-	_, err = New(nil).AfterAdd(context.Background(), delegate.Target{Netns: "/nonexistent"}, out)
+	_, err = New(nil).Apply(context.Background(), delegate.Target{Netns: "/nonexistent"}, out)
 	if !errors.As(err, &e) || e.Netns != "/nonexistent" || e.Op != "enter netns" {
 		t.Errorf("missing netns: %v", err)
 	}

@@ -178,18 +178,18 @@ func TestRewriteResultKeepsVersion(t *testing.T) {
 	})
 }
 
-// Without a default-route request AfterAdd returns the outcomes as they
+// Without a default-route request Apply returns the outcomes as they
 // are and never enters the netns (the path does not exist).
-func TestAfterAddWithoutRequestIsNoop(t *testing.T) {
+func TestApplyWithoutRequestIsNoop(t *testing.T) {
 	t.Parallel()
 	res := &current.Result{CNIVersion: "1.0.0", Routes: []*types.Route{{Dst: mustCIDR(t, "0.0.0.0/0"), GW: net.ParseIP("10.88.0.1")}}}
 	in := []delegate.Outcome{
 		{Spec: delegate.Spec{Network: "cluster", IfName: "eth0", Default: true}, Result: res},
 		{Spec: delegate.Spec{Network: "ns/mv", IfName: "net1", DefaultRoute: []string{}}},
 	}
-	t.Run("AfterAdd", func(t *testing.T) {
+	t.Run("Apply", func(t *testing.T) {
 		t.Parallel()
-		out, err := NewWithCache("/nonexistent", nil).AfterAdd(context.Background(), delegate.Target{ContainerID: "c", Netns: "/nonexistent/netns"}, in)
+		out, err := NewWithCache("/nonexistent", nil).Apply(context.Background(), delegate.Target{ContainerID: "c", Netns: "/nonexistent/netns"}, in)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -205,10 +205,10 @@ func TestAfterAddWithoutRequestIsNoop(t *testing.T) {
 	})
 }
 
-func TestAfterAddBadRequestNamesNetns(t *testing.T) {
+func TestApplyBadRequestNamesNetns(t *testing.T) {
 	t.Parallel()
 	in := []delegate.Outcome{{Spec: delegate.Spec{Network: "ns/mv", IfName: "net1", DefaultRoute: []string{"nope"}}}}
-	_, err := New(nil).AfterAdd(context.Background(), delegate.Target{Netns: "/run/netns/pod"}, in)
+	_, err := New(nil).Apply(context.Background(), delegate.Target{Netns: "/run/netns/pod"}, in)
 	var e *Error
 	if !errors.As(err, &e) || e.Netns != "/run/netns/pod" || e.IfName != "net1" {
 		t.Errorf("error %v does not name netns and interface", err)

@@ -9,11 +9,10 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/plexus-cni/plexus/pkg/delegate"
-	"github.com/plexus-cni/plexus/pkg/netselect"
 )
 
-// Fixer moves default routes to the interfaces that asked for them. It
-// implements the daemon's AttachHook.
+// Fixer moves default routes to the interfaces that asked for them: the
+// daemon's routes step (Apply after the delegates, Check on CHECK).
 type Fixer struct {
 	log *slog.Logger
 	// cacheDir is libcni's cache directory; results under
@@ -45,15 +44,10 @@ func newFixer(cacheDir string, rewrite bool, log *slog.Logger) *Fixer {
 	return &Fixer{log: log, cacheDir: cacheDir, rewriteCache: rewrite}
 }
 
-// BeforeAdd changes nothing.
-func (f *Fixer) BeforeAdd(_ context.Context, _ *netselect.Pod, _ delegate.Target, specs []delegate.Spec) ([]delegate.Spec, error) {
-	return specs, nil
-}
-
-// AfterAdd applies the requested default routes in the pod netns, then
+// Apply applies the requested default routes in the pod netns, then
 // rewrites the results (returned and cached) to match. Without a request
 // it returns outcomes untouched and never enters the netns.
-func (f *Fixer) AfterAdd(ctx context.Context, t delegate.Target, outcomes []delegate.Outcome) ([]delegate.Outcome, error) {
+func (f *Fixer) Apply(ctx context.Context, t delegate.Target, outcomes []delegate.Outcome) ([]delegate.Outcome, error) {
 	specs := make([]delegate.Spec, len(outcomes))
 	for i := range outcomes {
 		specs[i] = outcomes[i].Spec
@@ -146,9 +140,6 @@ func (f *Fixer) Check(ctx context.Context, t delegate.Target, specs []delegate.S
 	}
 	return errors.Join(errs...)
 }
-
-// AfterDel has nothing to undo: routes go with the interfaces.
-func (f *Fixer) AfterDel(context.Context, delegate.Target, []delegate.Spec) error { return nil }
 
 // withNetns fills in the netns of a request-parsing error.
 func withNetns(err error, netns string) error {
