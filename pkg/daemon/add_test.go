@@ -1,0 +1,445 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/version"
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/plexus-cni/plexus/pkg/api"
+	"github.com/plexus-cni/plexus/pkg/config"
+	"github.com/plexus-cni/plexus/pkg/delegate"
+	"github.com/plexus-cni/plexus/pkg/netselect"
+	"github.com/plexus-cni/plexus/pkg/store"
+)
+
+// The orchestrator's unit tests: the real Multiplexer and libcni, with
+// fakes for what is outside the process (plugin execution, the pod source,
+// the record store). No root, no netns.
+
+// fakeExec plays the delegate plugins, in the style of the invoke fakes of
+// containernetworking/cni: it records "CMD ifname type" per execution and
+// fails where told. Plugin types: anything found, except "missing".
+type fakeExec struct {
+	version.PluginDecoder
+	mu     sync.Mutex
+	calls  []string
+	failOn map[string]bool // "ADD net2", "DEL net1"
+	// block, when set, holds every ADD until it is closed.
+	block chan struct{}
+}
+
+var _ invoke.Exec = (*fakeExec)(nil)
+
+func (f *fakeExec) FindInPath(plugin string, _ []string) (string, error) {
+	if plugin == "missing" {
+		return "", fmt.Errorf("failed to find plugin %q", plugin)
+	}
+	return "/fake/" + plugin, nil
+}
+
+func (f *fakeExec) ExecPlugin(_ context.Context, path string, stdin []byte, environ []string) ([]byte, error) {
+	env := map[string]string{}
+	for _, kv := range environ {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	cmd, ifname := env["CNI_COMMAND"], env["CNI_IFNAME"]
+	if cmd == "ADD" && f.block != nil {
+		<-f.block
+	}
+	f.mu.Lock()
+	f.calls = append(f.calls, fmt.Sprintf("%s %s %s", cmd, ifname, filepath.Base(path)))
+	fail := f.failOn[cmd+" "+ifname]
+	f.mu.Unlock()
+	if fail {
+		return nil, fmt.Errorf("fake %s %s failed", cmd, ifname)
+	}
+	if cmd != "ADD" {
+		return nil, nil
+	}
+	var conf struct {
+		CNIVersion string `json:"cniVersion"`
+	}
+	_ = json.Unmarshal(stdin, &conf)
+	n := strings.TrimPrefix(strings.TrimPrefix(ifname, "net"), "eth") // eth0 → 0, net2 → 2
+	return []byte(fmt.Sprintf(`{"cniVersion":%q,"interfaces":[{"name":%q,"sandbox":"/ns"}],"ips":[{"address":"10.0.%s.2/24","interface":0}]}`, conf.CNIVersion, ifname, n)), nil
+}
+
+func (f *fakeExec) history() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
+// fakeSource is the pod source: pods and NADs in maps, statuses recorded.
+type fakeSource struct {
+	mu       sync.Mutex
+	pods     map[string]*netselect.Pod
+	nads     map[string]*nadv1.NetworkAttachmentDefinition
+	status   map[string][]byte
+	failSt   bool
+	clearedN int
+}
+
+func newFakeSource() *fakeSource {
+	return &fakeSource{pods: map[string]*netselect.Pod{}, nads: map[string]*nadv1.NetworkAttachmentDefinition{}, status: map[string][]byte{}}
+}
+
+func (s *fakeSource) addNAD(ns, name, typ string) {
+	s.nads[ns+"/"+name] = &nadv1.NetworkAttachmentDefinition{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       nadv1.NetworkAttachmentDefinitionSpec{Config: fmt.Sprintf(`{"cniVersion":"1.0.0","name":%q,"type":%q}`, name, typ)},
+	}
+}
+
+func (s *fakeSource) GetNAD(ns, name string) (*nadv1.NetworkAttachmentDefinition, error) {
+	if n := s.nads[ns+"/"+name]; n != nil {
+		return n, nil
+	}
+	return nil, fmt.Errorf("NAD %s/%s: %w", ns, name, netselect.ErrNotFound)
+}
+
+func (s *fakeSource) Pod(_ context.Context, ref store.PodRef, _ map[string]string) (*netselect.Pod, error) {
+	if p := s.pods[ref.Namespace+"/"+ref.Name]; p != nil {
+		return p, nil
+	}
+	return nil, netselect.ErrPodUnknown
+}
+
+func (s *fakeSource) WriteStatus(_ context.Context, ref store.PodRef, st []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failSt {
+		return errors.New("fake status write failed")
+	}
+	s.status[ref.String()] = st
+	return nil
+}
+
+func (s *fakeSource) ClearStatus(ref store.PodRef, _ []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.status, ref.String())
+	s.clearedN++
+	return nil
+}
+
+func (s *fakeSource) Ready() error { return nil }
+
+func (s *fakeSource) PodExists(ref store.PodRef) (bool, bool) {
+	return s.pods[ref.Namespace+"/"+ref.Name] != nil, true
+}
+
+// memStore is an in-memory record store; failSave and failCommit inject
+// write failures.
+type memStore struct {
+	mu         sync.Mutex
+	recs       map[string][]byte
+	failSave   bool
+	failCommit bool
+}
+
+func newMemStore() *memStore { return &memStore{recs: map[string][]byte{}} }
+
+func (s *memStore) put(r *store.Record, fail bool) error {
+	if fail {
+		return errors.New("fake disk full")
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.recs[r.ContainerID] = data
+	return nil
+}
+
+func (s *memStore) Save(r *store.Record) error   { return s.put(r, s.failSave) }
+func (s *memStore) Commit(r *store.Record) error { return s.put(r, s.failCommit) }
+
+func (s *memStore) Load(id string) (*store.Record, error) {
+	s.mu.Lock()
+	data, ok := s.recs[id]
+	s.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("%s: %w", id, store.ErrNotFound)
+	}
+	var r store.Record
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", id, store.ErrCorrupt)
+	}
+	return &r, nil
+}
+
+func (s *memStore) Delete(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.recs, id)
+	return nil
+}
+
+func (s *memStore) List() ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids []string
+	for id := range s.recs {
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+func (s *memStore) Updated(string) (time.Time, error) { return time.Now(), nil }
+
+type nopRecorder struct{}
+
+func (nopRecorder) Event(store.PodRef, bool, string, string) {}
+
+// world is one Multiplexer on fakes: cluster network "cluster" (plugin
+// "bridge") in kube-system, NADs a and b (plugin "macvlan") in default.
+type world struct {
+	t    *testing.T
+	m    *Multiplexer
+	exec *fakeExec
+	src  *fakeSource
+	st   *memStore
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	cfg := config.Default()
+	cfg.ClusterNetwork = "cluster"
+	src := newFakeSource()
+	src.addNAD("kube-system", "cluster", "bridge")
+	src.addNAD("default", "a", "macvlan")
+	src.addNAD("default", "b", "macvlan")
+	src.addNAD("default", "typo", "missing")
+	ex := &fakeExec{failOn: map[string]bool{}}
+	inv := delegate.NewInvoker(nil, t.TempDir(), ex)
+	w := &world{t: t, exec: ex, src: src, st: newMemStore()}
+	w.m = NewMultiplexer(cfg, src, w.st, inv, nopRecorder{}, nil, nil)
+	return w
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func (w *world) pod(name, networks string) {
+	w.src.pods["default/"+name] = &netselect.Pod{Namespace: "default", Name: name, UID: "uid-" + name,
+		Annotations: map[string]string{nadv1.NetworkAttachmentAnnot: networks}}
+}
+
+func (w *world) do(cmd api.Command, name string) ([]byte, error) {
+	req := &api.Request{Command: cmd, ContainerID: "c-" + name, Netns: "/ns/" + name, IfName: "eth0", Path: "/fake",
+		Args:   fmt.Sprintf("K8S_POD_NAMESPACE=default;K8S_POD_NAME=%s;K8S_POD_UID=uid-%s", name, name),
+		Config: []byte(`{"cniVersion":"1.0.0","name":"plexus","type":"plexus"}`)}
+	return w.m.Handle(context.Background(), quiet, req)
+}
+
+func (w *world) wantCalls(want ...string) {
+	w.t.Helper()
+	if got := w.exec.history(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		w.t.Errorf("plugin calls:\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+	w.exec.mu.Lock()
+	w.exec.calls = nil
+	w.exec.mu.Unlock()
+}
+
+func (w *world) wantRecord(name string, want bool) {
+	w.t.Helper()
+	if _, err := w.st.Load("c-" + name); (err == nil) != want {
+		w.t.Errorf("record of %s: %v, want present=%v", name, err, want)
+	}
+}
+
+func TestAddRunsDelegatesInOrderThenStatusAndCommit(t *testing.T) {
+	w := newWorld(t)
+	w.pod("p", "a,b")
+	out, err := w.do(api.CmdAdd, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.wantCalls("ADD eth0 bridge", "ADD net1 macvlan", "ADD net2 macvlan")
+	if !strings.Contains(string(out), "10.0.0.2/24") || strings.Contains(string(out), "net1") {
+		t.Errorf("result is not the default network's: %s", out)
+	}
+	rec, err := w.st.Load("c-p")
+	if err != nil || !rec.Complete || len(rec.Attachments) != 3 {
+		t.Fatalf("record %+v %v", rec, err)
+	}
+	if st := string(w.src.status["default/p"]); !strings.Contains(st, `"net2"`) {
+		t.Errorf("status %s", st)
+	}
+	if _, err := w.do(api.CmdDel, "p"); err != nil {
+		t.Fatal(err)
+	}
+	w.wantCalls("DEL net2 macvlan", "DEL net1 macvlan", "DEL eth0 bridge")
+	w.wantRecord("p", false)
+}
+
+// A failure at each step that changes something undoes exactly what was
+// done before it, in reverse, and leaves no record.
+func TestAddRollbackAtEachStep(t *testing.T) {
+	allDel := []string{"DEL net2 macvlan", "DEL net1 macvlan", "DEL eth0 bridge"}
+	adds := []string{"ADD eth0 bridge", "ADD net1 macvlan", "ADD net2 macvlan"}
+	cases := []struct {
+		name    string
+		inject  func(w *world)
+		want    []string
+		cleared int
+	}{
+		{"save plan", func(w *world) { w.st.failSave = true }, nil, 0},
+		{"first delegate", func(w *world) { w.exec.failOn["ADD eth0"] = true }, []string{"ADD eth0 bridge", "DEL eth0 bridge"}, 0},
+		{"last delegate", func(w *world) { w.exec.failOn["ADD net2"] = true }, append(append([]string{}, adds...), allDel...), 0},
+		{"status", func(w *world) { w.src.failSt = true }, append(append([]string{}, adds...), allDel...), 0},
+		{"commit", func(w *world) { w.st.failCommit = true }, append(append([]string{}, adds...), allDel...), 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			w := newWorld(t)
+			w.pod("p", "a,b")
+			c.inject(w)
+			if _, err := w.do(api.CmdAdd, "p"); err == nil {
+				t.Fatal("ADD succeeded")
+			}
+			w.wantCalls(c.want...)
+			w.wantRecord("p", false)
+			if w.src.clearedN != c.cleared {
+				t.Errorf("status cleared %d times, want %d", w.src.clearedN, c.cleared)
+			}
+			if _, ok := w.src.status["default/p"]; ok {
+				t.Error("status left")
+			}
+		})
+	}
+}
+
+// When the undo itself fails on a delegate that was added, the record
+// stays for the runtime's DEL, which finishes the job.
+func TestAddRecordKeptWhenRollbackFails(t *testing.T) {
+	w := newWorld(t)
+	w.pod("p", "a,b")
+	w.exec.failOn["ADD net2"] = true
+	w.exec.failOn["DEL net1"] = true
+	_, err := w.do(api.CmdAdd, "p")
+	var rb *delegate.RollbackError
+	if !errors.As(err, &rb) {
+		t.Fatalf("ADD error %v; want a RollbackError in it", err)
+	}
+	w.wantCalls("ADD eth0 bridge", "ADD net1 macvlan", "ADD net2 macvlan", "DEL net2 macvlan", "DEL net1 macvlan")
+	w.wantRecord("p", true)
+	delete(w.exec.failOn, "DEL net1")
+	if _, err := w.do(api.CmdDel, "p"); err != nil {
+		t.Fatal(err)
+	}
+	w.wantCalls("DEL net2 macvlan", "DEL net1 macvlan", "DEL eth0 bridge")
+	w.wantRecord("p", false)
+}
+
+// A delegate that was never added (its plugin cannot be found) does not
+// fail the rollback or a later DEL.
+func TestNeverAddedDelegateDoesNotBlockDel(t *testing.T) {
+	w := newWorld(t)
+	w.pod("p", "a,typo")
+	if _, err := w.do(api.CmdAdd, "p"); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("ADD: %v", err)
+	}
+	w.wantCalls("ADD eth0 bridge", "ADD net1 macvlan", "DEL net1 macvlan", "DEL eth0 bridge")
+	w.wantRecord("p", false)
+	if _, err := w.do(api.CmdDel, "p"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// DEL uses the record only: the NADs and the pod may be gone.
+func TestDelFromRecordOnly(t *testing.T) {
+	w := newWorld(t)
+	w.pod("p", "a")
+	if _, err := w.do(api.CmdAdd, "p"); err != nil {
+		t.Fatal(err)
+	}
+	w.wantCalls("ADD eth0 bridge", "ADD net1 macvlan")
+	w.src.nads = map[string]*nadv1.NetworkAttachmentDefinition{}
+	delete(w.src.pods, "default/p")
+	if _, err := w.do(api.CmdDel, "p"); err != nil {
+		t.Fatal(err)
+	}
+	w.wantCalls("DEL net1 macvlan", "DEL eth0 bridge")
+	if _, err := w.do(api.CmdDel, "p"); err != nil { // and again: nothing to do
+		t.Fatal(err)
+	}
+	w.wantCalls()
+}
+
+// A second ADD for an attached sandbox is refused without running anything.
+func TestDuplicateAdd(t *testing.T) {
+	w := newWorld(t)
+	w.pod("p", "a")
+	if _, err := w.do(api.CmdAdd, "p"); err != nil {
+		t.Fatal(err)
+	}
+	w.wantCalls("ADD eth0 bridge", "ADD net1 macvlan")
+	if _, err := w.do(api.CmdAdd, "p"); err == nil || !strings.Contains(err.Error(), "already attached") {
+		t.Fatalf("second ADD: %v", err)
+	}
+	w.wantCalls()
+}
+
+// GC waits for an ADD in flight (CNI spec: no ADD or DEL while GC runs).
+func TestGCExclusiveWithAdd(t *testing.T) {
+	w := newWorld(t)
+	w.pod("p", "a")
+	w.exec.block = make(chan struct{})
+	added := make(chan error, 1)
+	go func() { _, err := w.do(api.CmdAdd, "p"); added <- err }()
+	for len(w.st.recs) == 0 { // the ADD has saved its plan and is in a delegate
+		time.Sleep(time.Millisecond)
+	}
+	gcDone := make(chan error, 1)
+	go func() {
+		_, err := w.m.Handle(context.Background(), quiet, &api.Request{Command: api.CmdGC, Path: "/fake",
+			Config: []byte(`{"cniVersion":"1.1.0","name":"plexus","type":"plexus","cni.dev/valid-attachments":[]}`)})
+		gcDone <- err
+	}()
+	select {
+	case <-gcDone:
+		t.Fatal("GC ran while an ADD was in flight")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(w.exec.block)
+	if err := <-added; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-gcDone; err != nil {
+		t.Fatal(err)
+	}
+	w.wantRecord("p", false) // not in the valid list: GC took it, after the ADD
+}
+
+// A pod the source never knew gets an empty result and nothing runs.
+func TestUnknownPodEmptyResult(t *testing.T) {
+	w := newWorld(t)
+	out, err := w.do(api.CmdAdd, "ghost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), `"cniVersion":"1.0.0"`) || strings.Contains(string(out), "ips") {
+		t.Errorf("result %s", out)
+	}
+	w.wantCalls()
+	w.wantRecord("ghost", false)
+}
+
