@@ -24,9 +24,19 @@ const (
 	CmdGC     Command = "GC"
 )
 
+// Protocol is the version of the shim↔daemon wire format this build
+// speaks. The shim on the host and the daemon in the DaemonSet are upgraded
+// separately, so each request says which version its shim speaks. 0 (the
+// field absent) is the format from before the field existed, which is
+// version 1's subset: a daemon serves every version up to its own, and
+// answers a newer one with a CNI error naming both.
+const Protocol = 1
+
 // Request carries only the CNI fields of one invocation; never the shim's
 // whole environment.
 type Request struct {
+	// Protocol is the shim's wire version (see Protocol).
+	Protocol    int             `json:"protocol,omitempty"`
 	Command     Command         `json:"command"`
 	ContainerID string          `json:"containerID,omitempty"`
 	Netns       string          `json:"netns,omitempty"`
@@ -89,15 +99,30 @@ func DecodeRequest(r io.Reader, limit int64) (*Request, error) {
 	if err := json.Unmarshal(data, &req); err != nil {
 		return nil, fmt.Errorf("%w: decode: %w", ErrBadRequest, err)
 	}
+	if req.Protocol > Protocol || req.Protocol < 0 {
+		return nil, &ProtocolError{Shim: req.Protocol, Daemon: Protocol}
+	}
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
 	return &req, nil
 }
 
+// ProtocolError is a request from a shim newer than the daemon.
+type ProtocolError struct{ Shim, Daemon int }
+
+func (e *ProtocolError) Error() string {
+	return fmt.Sprintf("the plexus shim speaks wire protocol %d, this plexusd only up to %d: finish upgrading the plexus DaemonSet (the shim on the host is newer than the daemon)", e.Shim, e.Daemon)
+}
+
+// CNICode is 11, "try again later": the upgrade in progress fixes it.
+func (e *ProtocolError) CNICode() uint { return types.ErrTryAgainLater }
+
 // Response is the daemon's answer: a CNI result already converted to the
 // request's cniVersion, or a CNI error whose code the shim passes through.
 type Response struct {
+	// Protocol is the daemon's wire version.
+	Protocol int `json:"protocol,omitempty"`
 	Result json.RawMessage `json:"result,omitempty"`
 	Error  *types.Error    `json:"error,omitempty"`
 }

@@ -86,7 +86,13 @@ func (s *Server) serveCNI(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	log := s.log.With("req", newRequestID())
 	req, err := api.DecodeRequest(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes), s.opts.MaxBodyBytes)
-	if err != nil {
+	var perr *api.ProtocolError
+	switch {
+	case errors.As(err, &perr):
+		log.Warn("request from a newer shim", "err", err)
+		writeResponse(w, log, &api.Response{Error: ToCNIError(err)})
+		return
+	case err != nil:
 		log.Warn("bad request", "err", err)
 		writeResponse(w, log, &api.Response{Error: types.NewError(types.ErrDecodingFailure, "plexusd: cannot decode request", err.Error())})
 		return
@@ -153,6 +159,7 @@ func ToCNIError(err error) *types.Error {
 }
 
 func writeResponse(w http.ResponseWriter, log *slog.Logger, resp *api.Response) {
+	resp.Protocol = api.Protocol
 	data, err := json.Marshal(resp)
 	if err != nil {
 		log.Error("encode response", "err", err)

@@ -288,3 +288,43 @@ func TestReadyz(t *testing.T) {
 		t.Errorf("/healthz %d", code)
 	}
 }
+
+// The wire is versioned: a request recorded from a shim of before the
+// version field (testdata) and one of this version are served; one from a
+// newer shim gets CNI error 11 naming both versions, without reaching the
+// handler.
+func TestWireProtocolVersions(t *testing.T) {
+	var served atomic.Int32
+	sock := start(t, &fakeHandler{handle: func(_ context.Context, req *api.Request) ([]byte, error) {
+		served.Add(1)
+		if req.ContainerID == "" || req.Pod() != "default/web-0" || req.Path != "/opt/cni/bin" {
+			return nil, fmt.Errorf("fields lost: %+v", req)
+		}
+		return []byte(`{"cniVersion":"1.0.0"}`), nil
+	}}, Options{})
+	recorded, err := os.ReadFile(filepath.Join("testdata", "request-unversioned.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var current map[string]any
+	if err := json.Unmarshal(recorded, &current); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []int{api.Protocol, api.Protocol + 1} {
+		current["protocol"] = v
+		body, _ := json.Marshal(current)
+		r := post(t, sock, body)
+		if v <= api.Protocol && (r.Error != nil || r.Protocol != api.Protocol) {
+			t.Errorf("protocol %d: %+v", v, r)
+		}
+		if v > api.Protocol && (r.Error == nil || r.Error.Code != 11 || !strings.Contains(r.Error.Msg, fmt.Sprintf("protocol %d, this plexusd only up to %d", v, api.Protocol))) {
+			t.Errorf("protocol %d: %+v; want code 11 naming both versions", v, r.Error)
+		}
+	}
+	if r := post(t, sock, recorded); r.Error != nil || string(r.Result) != `{"cniVersion":"1.0.0"}` {
+		t.Errorf("recorded unversioned request: %+v", r)
+	}
+	if n := served.Load(); n != 2 {
+		t.Errorf("handler ran %d times, want 2 (the newer shim's request must not reach it)", n)
+	}
+}

@@ -117,7 +117,7 @@ func Run(ctx context.Context, cmd api.Command, a *skel.CmdArgs, out io.Writer) e
 	}
 	sctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
-	req := &api.Request{Command: cmd, ContainerID: a.ContainerID, Netns: a.Netns, IfName: a.IfName, Args: a.Args, Path: a.Path, Config: a.StdinData}
+	req := &api.Request{Protocol: api.Protocol, Command: cmd, ContainerID: a.ContainerID, Netns: a.Netns, IfName: a.IfName, Args: a.Args, Path: a.Path, Config: a.StdinData}
 	resp, err := sendRetrying(sctx, s, req)
 	if err != nil {
 		return unreachable(ctx, s, cmd, a, err)
