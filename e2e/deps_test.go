@@ -29,12 +29,34 @@ func TestDependencyRules(t *testing.T) {
 		onlyOwn   []string // if set, the only module packages allowed
 	}{
 		{"./cmd/thin-plugin", []string{"k8s.io/", "github.com/vishvananda/netlink", "sigs.k8s.io/"},
-			[]string{"cmd/thin-plugin", "pkg/shim", "pkg/api", "pkg/buildinfo", "pkg/store", "pkg/delegate", "pkg/detach"}},
+			[]string{"cmd/thin-plugin", "pkg/shim", "pkg/api", "pkg/buildinfo", "pkg/store", "pkg/delegate", "pkg/detach", "pkg/podref"}},
 		{"./pkg/server", []string{"k8s.io/"}, []string{"pkg/server", "pkg/api"}},
 		{"./pkg/delegate", []string{"k8s.io/client-go", "github.com/vishvananda/netlink"}, nil},
 		{"./pkg/netselect", []string{"k8s.io/client-go", "github.com/vishvananda/netlink"}, nil},
 		{"./pkg/netstatus", []string{"k8s.io/client-go"}, nil},
+		// Rule 4: the Kubernetes source implements interfaces declared
+		// elsewhere and links neither the delegate chain nor libcni.
+		{"./pkg/k8sclient", []string{"github.com/containernetworking/"}, []string{"pkg/k8sclient", "pkg/podref"}},
+		// Pod identity is a leaf.
+		{"./pkg/podref", nil, []string{"pkg/podref"}},
 	}
+	// Rule 5: only cmd/thick-daemon imports pkg/daemon.
+	t.Run("pkg/daemon importers", func(t *testing.T) {
+		cmd := exec.Command(goBin, "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "./...")
+		cmd.Dir = root
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list: %v", err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			f := strings.Fields(line)
+			for _, imp := range f[1:] {
+				if imp == mod+"pkg/daemon" && f[0] != mod+"cmd/thick-daemon" {
+					t.Errorf("%s imports pkg/daemon", f[0])
+				}
+			}
+		}
+	})
 	for _, r := range rules {
 		t.Run(r.pkg, func(t *testing.T) {
 			for _, d := range deps(r.pkg) {

@@ -122,9 +122,9 @@ func (e *ProtocolError) CNICode() uint { return types.ErrTryAgainLater }
 // request's cniVersion, or a CNI error whose code the shim passes through.
 type Response struct {
 	// Protocol is the daemon's wire version.
-	Protocol int `json:"protocol,omitempty"`
-	Result json.RawMessage `json:"result,omitempty"`
-	Error  *types.Error    `json:"error,omitempty"`
+	Protocol int             `json:"protocol,omitempty"`
+	Result   json.RawMessage `json:"result,omitempty"`
+	Error    *types.Error    `json:"error,omitempty"`
 }
 
 // Pod returns "namespace/name" from the K8S_POD_* pairs of Args, or "".

@@ -14,6 +14,8 @@ import (
 	"github.com/plexus-cni/plexus/pkg/netselect"
 	"github.com/plexus-cni/plexus/pkg/netstatus"
 	"github.com/plexus-cni/plexus/pkg/store"
+
+	"github.com/plexus-cni/plexus/pkg/podref"
 )
 
 // addOp is one ADD in flight: the request, what the steps found, what
@@ -23,9 +25,9 @@ type addOp struct {
 	conf   *netConf
 	args   cniArgs
 	log    *slog.Logger
-	ref    store.PodRef
+	ref    podref.Ref
 	hasPod bool
-	pod    *netselect.Pod
+	pod    *podref.Pod
 	target delegate.Target
 	// specs is the plan: resolved, then completed by the devices step.
 	specs    []delegate.Spec
@@ -130,7 +132,7 @@ func (m *Multiplexer) lookupStep(ctx context.Context, op *addOp) error {
 	}
 	pod, err := m.src.Pod(ctx, op.ref, op.conf.podAnnotations())
 	switch {
-	case errors.Is(err, netselect.ErrPodUnknown):
+	case errors.Is(err, podref.ErrUnknown):
 		op.log.Info("pod unknown to the API: empty result", "pod", op.ref.String())
 		if op.result, err = delegate.EmptyResult(op.conf.CNIVersion, op.req.IfName); err != nil {
 			return err

@@ -21,8 +21,9 @@ import (
 	"github.com/plexus-cni/plexus/pkg/api"
 	"github.com/plexus-cni/plexus/pkg/config"
 	"github.com/plexus-cni/plexus/pkg/delegate"
-	"github.com/plexus-cni/plexus/pkg/netselect"
 	"github.com/plexus-cni/plexus/pkg/store"
+
+	"github.com/plexus-cni/plexus/pkg/podref"
 )
 
 // The orchestrator's unit tests: the real Multiplexer and libcni, with
@@ -87,7 +88,7 @@ func (f *fakeExec) history() []string {
 // fakeSource is the pod source: pods and NADs in maps, statuses recorded.
 type fakeSource struct {
 	mu       sync.Mutex
-	pods     map[string]*netselect.Pod
+	pods     map[string]*podref.Pod
 	nads     map[string]*nadv1.NetworkAttachmentDefinition
 	status   map[string][]byte
 	failSt   bool
@@ -95,7 +96,7 @@ type fakeSource struct {
 }
 
 func newFakeSource() *fakeSource {
-	return &fakeSource{pods: map[string]*netselect.Pod{}, nads: map[string]*nadv1.NetworkAttachmentDefinition{}, status: map[string][]byte{}}
+	return &fakeSource{pods: map[string]*podref.Pod{}, nads: map[string]*nadv1.NetworkAttachmentDefinition{}, status: map[string][]byte{}}
 }
 
 func (s *fakeSource) addNAD(ns, name, typ string) {
@@ -109,17 +110,17 @@ func (s *fakeSource) GetNAD(ns, name string) (*nadv1.NetworkAttachmentDefinition
 	if n := s.nads[ns+"/"+name]; n != nil {
 		return n, nil
 	}
-	return nil, fmt.Errorf("NAD %s/%s: %w", ns, name, netselect.ErrNotFound)
+	return nil, fmt.Errorf("NAD %s/%s: %w", ns, name, podref.ErrNotFound)
 }
 
-func (s *fakeSource) Pod(_ context.Context, ref store.PodRef, _ map[string]string) (*netselect.Pod, error) {
+func (s *fakeSource) Pod(_ context.Context, ref podref.Ref, _ map[string]string) (*podref.Pod, error) {
 	if p := s.pods[ref.Namespace+"/"+ref.Name]; p != nil {
 		return p, nil
 	}
-	return nil, netselect.ErrPodUnknown
+	return nil, podref.ErrUnknown
 }
 
-func (s *fakeSource) WriteStatus(_ context.Context, ref store.PodRef, st []byte) error {
+func (s *fakeSource) WriteStatus(_ context.Context, ref podref.Ref, st []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.failSt {
@@ -129,7 +130,7 @@ func (s *fakeSource) WriteStatus(_ context.Context, ref store.PodRef, st []byte)
 	return nil
 }
 
-func (s *fakeSource) ClearStatus(ref store.PodRef, _ []byte) error {
+func (s *fakeSource) ClearStatus(ref podref.Ref, _ []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.status, ref.String())
@@ -139,7 +140,7 @@ func (s *fakeSource) ClearStatus(ref store.PodRef, _ []byte) error {
 
 func (s *fakeSource) Ready() error { return nil }
 
-func (s *fakeSource) PodExists(ref store.PodRef) (bool, bool) {
+func (s *fakeSource) PodExists(ref podref.Ref) (bool, bool) {
 	return s.pods[ref.Namespace+"/"+ref.Name] != nil, true
 }
 
@@ -206,7 +207,7 @@ func (s *memStore) Updated(string) (time.Time, error) { return time.Now(), nil }
 
 type nopRecorder struct{}
 
-func (nopRecorder) Event(store.PodRef, bool, string, string) {}
+func (nopRecorder) Event(podref.Ref, bool, string, string) {}
 
 // world is one Multiplexer on fakes: cluster network "cluster" (plugin
 // "bridge") in kube-system, NADs a and b (plugin "macvlan") in default.
@@ -237,7 +238,7 @@ func newWorld(t *testing.T) *world {
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func (w *world) pod(name, networks string) {
-	w.src.pods["default/"+name] = &netselect.Pod{Namespace: "default", Name: name, UID: "uid-" + name,
+	w.src.pods["default/"+name] = &podref.Pod{Namespace: "default", Name: name, UID: "uid-" + name,
 		Annotations: map[string]string{nadv1.NetworkAttachmentAnnot: networks}}
 }
 
@@ -442,4 +443,3 @@ func TestUnknownPodEmptyResult(t *testing.T) {
 	w.wantCalls()
 	w.wantRecord("ghost", false)
 }
-

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/plexus-cni/plexus/pkg/store"
+	"github.com/plexus-cni/plexus/pkg/podref"
 )
 
 // cniArgs is the runtime's CNI_ARGS, split, order kept.
@@ -40,8 +40,8 @@ func (a cniArgs) get(k string) string {
 
 // podRef is the pod named by the K8S_* args; ok is false when the runtime
 // sent none (plain CNI use: only the cluster and default networks apply).
-func (a cniArgs) podRef() (store.PodRef, bool) {
-	ref := store.PodRef{Namespace: a.get("K8S_POD_NAMESPACE"), Name: a.get("K8S_POD_NAME"), UID: a.get("K8S_POD_UID")}
+func (a cniArgs) podRef() (podref.Ref, bool) {
+	ref := podref.Ref{Namespace: a.get("K8S_POD_NAMESPACE"), Name: a.get("K8S_POD_NAME"), UID: a.get("K8S_POD_UID")}
 	return ref, ref.Namespace != "" && ref.Name != ""
 }
 

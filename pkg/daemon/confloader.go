@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/plexus-cni/plexus/pkg/netselect"
+
+	"github.com/plexus-cni/plexus/pkg/podref"
 )
 
 // fileConfs implements netselect.ConfLoader on the local file system.
@@ -19,7 +21,7 @@ var _ netselect.ConfLoader = fileConfs{}
 func (fileConfs) ByName(dir, name string) ([]byte, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("conf %q in %s: %w", name, dir, netselect.ErrNotFound)
+		return nil, fmt.Errorf("conf %q in %s: %w", name, dir, podref.ErrNotFound)
 	}
 	var files []string
 	for _, e := range entries {
@@ -43,13 +45,13 @@ func (fileConfs) ByName(dir, name string) ([]byte, error) {
 			return data, nil
 		}
 	}
-	return nil, fmt.Errorf("conf %q in %s: %w", name, dir, netselect.ErrNotFound)
+	return nil, fmt.Errorf("conf %q in %s: %w", name, dir, podref.ErrNotFound)
 }
 
 func (fileConfs) File(path string) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if os.IsNotExist(err) {
-		return nil, fmt.Errorf("conf file %s: %w", path, netselect.ErrNotFound)
+		return nil, fmt.Errorf("conf file %s: %w", path, podref.ErrNotFound)
 	}
 	return data, err
 }

@@ -4,14 +4,15 @@ import (
 	"context"
 
 	"github.com/plexus-cni/plexus/pkg/delegate"
-	"github.com/plexus-cni/plexus/pkg/netselect"
+
+	"github.com/plexus-cni/plexus/pkg/podref"
 )
 
 // Devices is the devices step (pkg/devices): before the delegates run it
 // puts the devices the kubelet allocated into the plan and stages their
 // device-info files; Release removes those files (DEL, undo).
 type Devices interface {
-	Stage(ctx context.Context, pod *netselect.Pod, t delegate.Target, specs []delegate.Spec) ([]delegate.Spec, error)
+	Stage(ctx context.Context, pod *podref.Pod, t delegate.Target, specs []delegate.Spec) ([]delegate.Spec, error)
 	Release(ctx context.Context, t delegate.Target, specs []delegate.Spec) error
 }
 

@@ -17,12 +17,14 @@ import (
 	"github.com/plexus-cni/plexus/pkg/netselect"
 	"github.com/plexus-cni/plexus/pkg/server"
 	"github.com/plexus-cni/plexus/pkg/store"
+
+	"github.com/plexus-cni/plexus/pkg/podref"
 )
 
 // Recorder reports what happened to a pod (Kubernetes Events, or log lines
 // in manifest mode). It must not block.
 type Recorder interface {
-	Event(ref store.PodRef, warning bool, reason, msg string)
+	Event(ref podref.Ref, warning bool, reason, msg string)
 }
 
 // Multiplexer serves the CNI verbs.
@@ -158,7 +160,7 @@ func (m *Multiplexer) detach(ctx context.Context, containerID, netns, cniPath st
 
 // podHasRecord reports whether any sandbox of pod (by namespace and name)
 // still has a record; an unreadable one counts as having it.
-func (m *Multiplexer) podHasRecord(pod store.PodRef) bool {
+func (m *Multiplexer) podHasRecord(pod podref.Ref) bool {
 	ids, err := m.store.List()
 	if err != nil {
 		return true
@@ -228,14 +230,14 @@ func mergeCaps(base, over map[string]interface{}) map[string]interface{} {
 
 // warn logs a failure with the request's logger (so the line carries the
 // request ID) and records it as a Warning Event on the pod.
-func (m *Multiplexer) warn(log *slog.Logger, ref store.PodRef, hasPod bool, reason string, err error) {
+func (m *Multiplexer) warn(log *slog.Logger, ref podref.Ref, hasPod bool, reason string, err error) {
 	log.Warn(err.Error(), "reason", reason)
 	if hasPod {
 		m.events.Event(ref, true, reason, err.Error())
 	}
 }
 
-func (m *Multiplexer) normal(log *slog.Logger, ref store.PodRef, hasPod bool, o delegate.Outcome) {
+func (m *Multiplexer) normal(log *slog.Logger, ref podref.Ref, hasPod bool, o delegate.Outcome) {
 	if !hasPod {
 		return
 	}

@@ -17,6 +17,8 @@ import (
 	"github.com/plexus-cni/plexus/pkg/routes"
 	"github.com/plexus-cni/plexus/pkg/server"
 	"github.com/plexus-cni/plexus/pkg/store"
+
+	"github.com/plexus-cni/plexus/pkg/podref"
 )
 
 // ShutdownGrace is how long in-flight requests may finish after ctx ends.
@@ -140,8 +142,8 @@ func newSource(ctx context.Context, cfg config.Config, flags Flags, log *slog.Lo
 // recordedPods are the pods that still have an attachment record; false
 // when that cannot be known (an unreadable record whose pod is not in
 // libcni's cache either).
-func recordedPods(st store.Store, inv *delegate.Invoker, log *slog.Logger) (map[store.PodRef]bool, bool) {
-	keep := map[store.PodRef]bool{}
+func recordedPods(st store.Store, inv *delegate.Invoker, log *slog.Logger) (map[podref.Ref]bool, bool) {
+	keep := map[podref.Ref]bool{}
 	ids, err := st.List()
 	if err != nil {
 		log.Warn("list attachment records", "err", err)
@@ -155,7 +157,7 @@ func recordedPods(st store.Store, inv *delegate.Invoker, log *slog.Logger) (map[
 			log.Error("attachment record of unknown pod (unreadable, not in libcni's cache): no status file swept", "reason", "AttachmentRecordCorrupt", "container", id)
 			return nil, false
 		}
-		keep[store.PodRef{Namespace: p.Namespace, Name: p.Name}] = true
+		keep[podref.Ref{Namespace: p.Namespace, Name: p.Name}] = true
 	}
 	return keep, true
 }
@@ -165,7 +167,7 @@ func recordedPods(st store.Store, inv *delegate.Invoker, log *slog.Logger) (map[
 // request's ID, so pod events need nothing more.
 type logRecorder struct{ log *slog.Logger }
 
-func (r logRecorder) Event(store.PodRef, bool, string, string) {}
+func (r logRecorder) Event(podref.Ref, bool, string, string) {}
 
 // NodeRecorder reports events about this node (the generated CNI config).
 type NodeRecorder interface {

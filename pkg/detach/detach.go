@@ -13,6 +13,8 @@ import (
 
 	"github.com/plexus-cni/plexus/pkg/delegate"
 	"github.com/plexus-cni/plexus/pkg/store"
+
+	"github.com/plexus-cni/plexus/pkg/podref"
 )
 
 // Detach runs DEL, in reverse order, for every attachment recorded for
@@ -93,11 +95,11 @@ func FromCache(inv *delegate.Invoker, containerID string) (*store.Record, error)
 
 // PodOf is the pod of containerID's sandbox, from its record or, when that
 // is unreadable, from libcni's cache; false when neither says.
-func PodOf(inv *delegate.Invoker, st store.Store, containerID string) (store.PodRef, bool) {
+func PodOf(inv *delegate.Invoker, st store.Store, containerID string) (podref.Ref, bool) {
 	rec, err := st.Load(containerID)
 	if err != nil {
 		if rec, _ = FromCache(inv, containerID); rec == nil {
-			return store.PodRef{}, false
+			return podref.Ref{}, false
 		}
 	}
 	return rec.Pod, rec.Pod.Name != ""

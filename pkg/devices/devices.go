@@ -13,6 +13,8 @@ import (
 
 	"github.com/plexus-cni/plexus/pkg/delegate"
 	"github.com/plexus-cni/plexus/pkg/netselect"
+
+	"github.com/plexus-cni/plexus/pkg/podref"
 )
 
 // Defaults for the zero Options fields.
@@ -81,7 +83,7 @@ func newManager(opts Options, log *slog.Logger, pods PodResources, now func() ti
 // Stage gives every attachment that names a resource its device (see
 // the package documentation). It returns new specs; on error nothing it
 // staged is left behind.
-func (m *Manager) Stage(ctx context.Context, pod *netselect.Pod, t delegate.Target, specs []delegate.Spec) ([]delegate.Spec, error) {
+func (m *Manager) Stage(ctx context.Context, pod *podref.Pod, t delegate.Target, specs []delegate.Spec) ([]delegate.Spec, error) {
 	if !NeedsDevices(specs) {
 		return specs, nil
 	}
@@ -152,7 +154,7 @@ func (m *Manager) attach(podRef, containerID string, s *delegate.Spec, id string
 }
 
 // podDevices asks the kubelet, through the short per-pod cache.
-func (m *Manager) podDevices(ctx context.Context, pod *netselect.Pod) (Devices, error) {
+func (m *Manager) podDevices(ctx context.Context, pod *podref.Pod) (Devices, error) {
 	key := pod.Namespace + "/" + pod.Name + "/" + pod.UID
 	now := m.now()
 	m.mu.Lock()

@@ -17,7 +17,8 @@ import (
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 
 	"github.com/plexus-cni/plexus/pkg/delegate"
-	"github.com/plexus-cni/plexus/pkg/netselect"
+
+	"github.com/plexus-cni/plexus/pkg/podref"
 )
 
 const (
@@ -87,7 +88,7 @@ func (f *fixture) writeDP(t *testing.T, deviceID, content string) {
 	}
 }
 
-func podA() *netselect.Pod { return &netselect.Pod{Namespace: "ns", Name: "a", UID: "uid-a"} }
+func podA() *podref.Pod { return &podref.Pod{Namespace: "ns", Name: "a", UID: "uid-a"} }
 
 var target = delegate.Target{ContainerID: containerID, Netns: "/var/run/netns/x"}
 
@@ -276,7 +277,7 @@ func TestStageCache(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
-	add := func(p *netselect.Pod) {
+	add := func(p *podref.Pod) {
 		t.Helper()
 		if _, err := f.m.Stage(ctx, p, target, plan(1)); err != nil {
 			t.Fatal(err)
@@ -287,11 +288,11 @@ func TestStageCache(t *testing.T) {
 	if n := f.pods.count(); n != 1 {
 		t.Fatalf("%d kubelet calls for an ADD and its retry, want 1", n)
 	}
-	add(&netselect.Pod{Namespace: "ns", Name: "b", UID: "uid-b"})
+	add(&podref.Pod{Namespace: "ns", Name: "b", UID: "uid-b"})
 	if n := f.pods.count(); n != 2 {
 		t.Fatalf("%d kubelet calls after a second pod, want 2", n)
 	}
-	add(&netselect.Pod{Namespace: "ns", Name: "a", UID: "uid-a2"}) // recreated pod
+	add(&podref.Pod{Namespace: "ns", Name: "a", UID: "uid-a2"}) // recreated pod
 	if n := f.pods.count(); n != 3 {
 		t.Fatalf("%d kubelet calls after the pod was recreated, want 3", n)
 	}

@@ -24,8 +24,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/plexus-cni/plexus/pkg/netselect"
-	"github.com/plexus-cni/plexus/pkg/store"
+	"github.com/plexus-cni/plexus/pkg/podref"
 )
 
 // Options configure the Kubernetes source.
@@ -147,7 +146,7 @@ func (c *Client) Ready() error {
 func (c *Client) GetNAD(namespace, name string) (*nadv1.NetworkAttachmentDefinition, error) {
 	nad, err := c.nadList.NetworkAttachmentDefinitions(namespace).Get(name)
 	if apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("NetworkAttachmentDefinition %s/%s: %w", namespace, name, netselect.ErrNotFound)
+		return nil, fmt.Errorf("NetworkAttachmentDefinition %s/%s: %w", namespace, name, podref.ErrNotFound)
 	}
 	return nad, err
 }
@@ -222,6 +221,6 @@ func (r *recentUIDs) has(uid string) bool {
 }
 
 // podRef helper for events.
-func objectRef(ref store.PodRef) *corev1.ObjectReference {
+func objectRef(ref podref.Ref) *corev1.ObjectReference {
 	return &corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: ref.Namespace, Name: ref.Name, UID: k8stypes.UID(ref.UID)}
 }

@@ -11,7 +11,7 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
 
-	"github.com/plexus-cni/plexus/pkg/store"
+	"github.com/plexus-cni/plexus/pkg/podref"
 )
 
 // eventSink records pod Events asynchronously through client-go's
@@ -39,7 +39,7 @@ func (s *eventSink) start(ctx context.Context) {
 }
 
 // Event implements daemon.Recorder.
-func (c *Client) Event(ref store.PodRef, warning bool, reason, msg string) {
+func (c *Client) Event(ref podref.Ref, warning bool, reason, msg string) {
 	typ := corev1.EventTypeNormal
 	if warning {
 		typ = corev1.EventTypeWarning

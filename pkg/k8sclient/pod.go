@@ -10,8 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
-	"github.com/plexus-cni/plexus/pkg/netselect"
-	"github.com/plexus-cni/plexus/pkg/store"
+	"github.com/plexus-cni/plexus/pkg/podref"
 )
 
 // configSourceAnnotation is set by the kubelet on mirror pods of static
@@ -27,14 +26,14 @@ const configSourceAnnotation = "kubernetes.io/config.source"
 // the networks request is taken from them without waiting; the UID is still
 // checked against the informer when it has the pod.
 //
-// A pod the API does not have gets netselect.ErrPodUnknown if it was never
+// A pod the API does not have gets podref.ErrUnknown if it was never
 // seen deleted (the sandbox gets an empty result, as in Multus); a pod
 // deleted while its sandbox starts gets an error.
-func (c *Client) Pod(ctx context.Context, ref store.PodRef, runtimeAnnotations map[string]string) (*netselect.Pod, error) {
+func (c *Client) Pod(ctx context.Context, ref podref.Ref, runtimeAnnotations map[string]string) (*podref.Pod, error) {
 	if runtimeAnnotations != nil {
 		cached, err := c.pods.Pods(ref.Namespace).Get(ref.Name)
 		if err != nil || uidMatches(cached, ref.UID) {
-			return &netselect.Pod{Namespace: ref.Namespace, Name: ref.Name, UID: ref.UID, Annotations: runtimeAnnotations}, nil
+			return &podref.Pod{Namespace: ref.Namespace, Name: ref.Name, UID: ref.UID, Annotations: runtimeAnnotations}, nil
 		}
 	}
 	var found *corev1.Pod
@@ -57,16 +56,16 @@ func (c *Client) Pod(ctx context.Context, ref store.PodRef, runtimeAnnotations m
 		found = p
 	}
 	if runtimeAnnotations != nil {
-		return &netselect.Pod{Namespace: ref.Namespace, Name: ref.Name, UID: ref.UID, Annotations: runtimeAnnotations}, nil
+		return &podref.Pod{Namespace: ref.Namespace, Name: ref.Name, UID: ref.UID, Annotations: runtimeAnnotations}, nil
 	}
-	return &netselect.Pod{Namespace: found.Namespace, Name: found.Name, UID: string(found.UID), Annotations: found.Annotations}, nil
+	return &podref.Pod{Namespace: found.Namespace, Name: found.Name, UID: string(found.UID), Annotations: found.Annotations}, nil
 }
 
 // liveGetTimeout bounds the one live GET (client-go retries inside it),
 // so an ADD with the API server down fails within seconds.
 const liveGetTimeout = 5 * time.Second
 
-func (c *Client) livePod(ctx context.Context, ref store.PodRef) (*corev1.Pod, error) {
+func (c *Client) livePod(ctx context.Context, ref podref.Ref) (*corev1.Pod, error) {
 	gctx, cancel := context.WithTimeout(ctx, liveGetTimeout)
 	defer cancel()
 	p, err := c.kube.CoreV1().Pods(ref.Namespace).Get(gctx, ref.Name, metav1.GetOptions{})
@@ -75,7 +74,7 @@ func (c *Client) livePod(ctx context.Context, ref store.PodRef) (*corev1.Pod, er
 		if ref.UID != "" && c.deleted.has(ref.UID) {
 			return nil, fmt.Errorf("pod %s (uid %s) was deleted", ref, ref.UID)
 		}
-		return nil, fmt.Errorf("pod %s: %w", ref, netselect.ErrPodUnknown)
+		return nil, fmt.Errorf("pod %s: %w", ref, podref.ErrUnknown)
 	case err != nil:
 		return nil, fmt.Errorf("get pod %s from the API: %w", ref, err)
 	case !uidMatches(p, ref.UID):
@@ -86,7 +85,7 @@ func (c *Client) livePod(ctx context.Context, ref store.PodRef) (*corev1.Pod, er
 
 // PodExists reports whether the informer has the pod (UID checked, a
 // static pod's mirror accepted); known is false until the informers synced.
-func (c *Client) PodExists(ref store.PodRef) (exists, known bool) {
+func (c *Client) PodExists(ref podref.Ref) (exists, known bool) {
 	if c.Ready() != nil {
 		return false, false
 	}

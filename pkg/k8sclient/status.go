@@ -13,7 +13,7 @@ import (
 	k8stypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 
-	"github.com/plexus-cni/plexus/pkg/store"
+	"github.com/plexus-cni/plexus/pkg/podref"
 )
 
 // WriteStatus sets the network-status annotation with one merge patch of
@@ -26,7 +26,7 @@ import (
 // the API only has its mirror pod, whose UID differs and whose
 // kubernetes.io/config.mirror annotation is that hash. The status goes to
 // that mirror pod, preconditioned on the mirror's UID, never to another pod.
-func (c *Client) WriteStatus(ctx context.Context, ref store.PodRef, status []byte) error {
+func (c *Client) WriteStatus(ctx context.Context, ref podref.Ref, status []byte) error {
 	meta := map[string]interface{}{"annotations": map[string]string{nadv1.NetworkStatusAnnot: string(status)}}
 	if ref.UID != "" {
 		meta["uid"] = c.apiUID(ctx, ref)
@@ -66,7 +66,7 @@ const mirrorAnnotation = "kubernetes.io/config.mirror"
 
 // apiUID is the UID the API object for ref's sandbox has: ref.UID, or the
 // UID of the mirror pod of the static pod ref.UID names.
-func (c *Client) apiUID(ctx context.Context, ref store.PodRef) string {
+func (c *Client) apiUID(ctx context.Context, ref podref.Ref) string {
 	p, err := c.pods.Pods(ref.Namespace).Get(ref.Name)
 	if err != nil { // the informer lags: one live GET
 		gctx, cancel := context.WithTimeout(ctx, liveGetTimeout)
@@ -105,4 +105,4 @@ func (e *TransientError) CNICode() uint { return 11 }
 
 // ClearStatus is a no-op: the status lives on the pod object, which goes
 // away with the pod (Multus never rewrites it on DEL either).
-func (c *Client) ClearStatus(store.PodRef, []byte) error { return nil }
+func (c *Client) ClearStatus(podref.Ref, []byte) error { return nil }

@@ -20,8 +20,9 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
-	"github.com/plexus-cni/plexus/pkg/netselect"
 	"github.com/plexus-cni/plexus/pkg/store"
+
+	"github.com/plexus-cni/plexus/pkg/podref"
 )
 
 // ErrPodNotFound means no manifest declares the pod.
@@ -31,7 +32,7 @@ type key struct{ ns, name string }
 
 type snapshot struct {
 	nads map[key]*nadv1.NetworkAttachmentDefinition
-	pods map[key]*netselect.Pod
+	pods map[key]*podref.Pod
 }
 
 // Source serves NADs and pods from a manifest directory.
@@ -57,7 +58,7 @@ func New(dir, statusDir string, log *slog.Logger) (*Source, error) {
 
 // Reload re-reads the directory and swaps the snapshot in.
 func (s *Source) Reload() {
-	snap := snapshot{nads: map[key]*nadv1.NetworkAttachmentDefinition{}, pods: map[key]*netselect.Pod{}}
+	snap := snapshot{nads: map[key]*nadv1.NetworkAttachmentDefinition{}, pods: map[key]*podref.Pod{}}
 	files, err := filepath.Glob(filepath.Join(s.dir, "*"))
 	if err != nil {
 		s.log.Error("list manifests", "dir", s.dir, "err", err)
@@ -129,7 +130,7 @@ func addObject(doc []byte, snap *snapshot) error {
 		nad.Namespace = ns
 		snap.nads[key{ns, nad.Name}] = &nad
 	case "Pod":
-		snap.pods[key{ns, obj.Name}] = &netselect.Pod{Namespace: ns, Name: obj.Name, UID: string(obj.UID), Annotations: obj.Annotations}
+		snap.pods[key{ns, obj.Name}] = &podref.Pod{Namespace: ns, Name: obj.Name, UID: string(obj.UID), Annotations: obj.Annotations}
 	}
 	return nil
 }
@@ -178,7 +179,7 @@ func (s *Source) GetNAD(namespace, name string) (*nadv1.NetworkAttachmentDefinit
 	var nad *nadv1.NetworkAttachmentDefinition
 	s.lookup(func(sn snapshot) bool { nad = sn.nads[key{namespace, name}]; return nad != nil })
 	if nad == nil {
-		return nil, fmt.Errorf("NetworkAttachmentDefinition %s/%s: %w", namespace, name, netselect.ErrNotFound)
+		return nil, fmt.Errorf("NetworkAttachmentDefinition %s/%s: %w", namespace, name, podref.ErrNotFound)
 	}
 	return nad, nil
 }
@@ -186,8 +187,8 @@ func (s *Source) GetNAD(namespace, name string) (*nadv1.NetworkAttachmentDefinit
 // Pod returns the pod declared for ref. A UID in the manifest must match
 // ref.UID when both are set. The manifest is the source of truth for
 // annotations here; the runtime's copy is ignored.
-func (s *Source) Pod(_ context.Context, ref store.PodRef, _ map[string]string) (*netselect.Pod, error) {
-	var pod *netselect.Pod
+func (s *Source) Pod(_ context.Context, ref podref.Ref, _ map[string]string) (*podref.Pod, error) {
+	var pod *podref.Pod
 	s.lookup(func(sn snapshot) bool { pod = sn.pods[key{ref.Namespace, ref.Name}]; return pod != nil })
 	if pod == nil {
 		return nil, fmt.Errorf("pod %s: %w", ref, ErrPodNotFound)
@@ -201,7 +202,7 @@ func (s *Source) Pod(_ context.Context, ref store.PodRef, _ map[string]string) (
 // PodExists reports whether the manifests define the pod (UID checked
 // when both sides have one), from the current snapshot: the orphan sweep
 // asks about many pods and must not re-read the directory for each.
-func (s *Source) PodExists(ref store.PodRef) (exists, known bool) {
+func (s *Source) PodExists(ref podref.Ref) (exists, known bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	pod := s.snap.pods[key{ref.Namespace, ref.Name}]
@@ -209,12 +210,12 @@ func (s *Source) PodExists(ref store.PodRef) (exists, known bool) {
 }
 
 // StatusPath is where the status of a pod is written.
-func (s *Source) StatusPath(ref store.PodRef) string {
+func (s *Source) StatusPath(ref podref.Ref) string {
 	return filepath.Join(s.statusDir, ref.Namespace, ref.Name+".json")
 }
 
 // WriteStatus writes the network-status JSON atomically.
-func (s *Source) WriteStatus(_ context.Context, ref store.PodRef, status []byte) error {
+func (s *Source) WriteStatus(_ context.Context, ref podref.Ref, status []byte) error {
 	p := s.StatusPath(ref)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("status dir: %w", err)
@@ -226,7 +227,7 @@ func (s *Source) WriteStatus(_ context.Context, ref store.PodRef, status []byte)
 // have been replaced by a newer sandbox of a pod with the same name). A nil
 // status removes it whatever it holds (the caller knows no other sandbox
 // of the pod is left).
-func (s *Source) ClearStatus(ref store.PodRef, status []byte) error {
+func (s *Source) ClearStatus(ref podref.Ref, status []byte) error {
 	p := s.StatusPath(ref)
 	cur, err := os.ReadFile(p)
 	if errors.Is(err, os.ErrNotExist) {
@@ -250,7 +251,7 @@ func (s *Source) Ready() error { return nil }
 // SweepStatus removes status files of pods that have no sandbox left
 // (keep lists the pods that do). It runs at daemon start: a DEL the shim
 // replayed while the daemon was down could not remove the status file.
-func (s *Source) SweepStatus(keep map[store.PodRef]bool) error {
+func (s *Source) SweepStatus(keep map[podref.Ref]bool) error {
 	nsDirs, err := os.ReadDir(s.statusDir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -270,7 +271,7 @@ func (s *Source) SweepStatus(keep map[store.PodRef]bool) error {
 		}
 		for _, f := range entries {
 			name, ok := strings.CutSuffix(f.Name(), ".json")
-			if !ok || keep[store.PodRef{Namespace: d.Name(), Name: name}] {
+			if !ok || keep[podref.Ref{Namespace: d.Name(), Name: name}] {
 				continue
 			}
 			if err := os.Remove(filepath.Join(s.statusDir, d.Name(), f.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {

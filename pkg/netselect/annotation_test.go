@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+
+	"github.com/plexus-cni/plexus/pkg/podref"
 )
 
 // wantSelErr asserts err is a *SelectionError with the given field and an
@@ -293,7 +295,7 @@ func TestSelectionErrorFormat(t *testing.T) {
 			`clusterNetwork: no network configured`, 7},
 		{"transient with cause", &SelectionError{Pod: "ns/p", Element: `networks[0] "a"`, Reason: `getting NetworkAttachmentDefinition "ns/a"`, Err: cause, Transient: true},
 			`pod "ns/p": networks[0] "a": getting NetworkAttachmentDefinition "ns/a": connection refused`, 11},
-		{"not-found cause not repeated", &SelectionError{Element: `networks[0] "a"`, Reason: `NetworkAttachmentDefinition "ns/a" not found`, Err: ErrNotFound},
+		{"not-found cause not repeated", &SelectionError{Element: `networks[0] "a"`, Reason: `NetworkAttachmentDefinition "ns/a" not found`, Err: podref.ErrNotFound},
 			`networks[0] "a": NetworkAttachmentDefinition "ns/a" not found`, 7},
 	}
 	for _, tc := range tests {

@@ -3,11 +3,9 @@ package netselect
 import (
 	"errors"
 	"strings"
-)
 
-// ErrNotFound is wrapped by NADGetter and ConfLoader implementations when the
-// requested NAD or configuration does not exist.
-var ErrNotFound = errors.New("not found")
+	"github.com/plexus-cni/plexus/pkg/podref"
+)
 
 // CNI error codes a SelectionError maps to (CNI spec, "Error" section).
 const (
@@ -36,7 +34,7 @@ type SelectionError struct {
 	// Err is the underlying error, if any.
 	Err error
 	// Transient is true only when a NADGetter failed with something other
-	// than ErrNotFound (API trouble): retrying may help. Everything else is
+	// than podref.ErrNotFound (API trouble): retrying may help. Everything else is
 	// bad input.
 	Transient bool
 }
@@ -65,7 +63,7 @@ func (e *SelectionError) Error() string {
 		sep()
 		b.WriteString(e.Reason)
 	}
-	if e.Err != nil && (e.Reason == "" || !errors.Is(e.Err, ErrNotFound)) {
+	if e.Err != nil && (e.Reason == "" || !errors.Is(e.Err, podref.ErrNotFound)) {
 		sep()
 		b.WriteString(e.Err.Error())
 	}

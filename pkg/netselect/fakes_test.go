@@ -5,6 +5,8 @@ import (
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/plexus-cni/plexus/pkg/podref"
 )
 
 // fakeNADs is an in-memory NADGetter keyed by "ns/name". errs makes a lookup
@@ -32,7 +34,7 @@ func (f *fakeNADs) GetNAD(namespace, name string) (*nadv1.NetworkAttachmentDefin
 	if n, ok := f.nads[key]; ok {
 		return n.DeepCopy(), nil
 	}
-	return nil, fmt.Errorf("networkattachmentdefinition %s: %w", key, ErrNotFound)
+	return nil, fmt.Errorf("networkattachmentdefinition %s: %w", key, podref.ErrNotFound)
 }
 
 // fakeConfs is an in-memory ConfLoader: byName is keyed by "dir|name",
@@ -52,7 +54,7 @@ func (f *fakeConfs) ByName(dir, name string) ([]byte, error) {
 	if s, ok := f.byName[dir+"|"+name]; ok {
 		return []byte(s), nil
 	}
-	return nil, fmt.Errorf("no conf named %q in %s: %w", name, dir, ErrNotFound)
+	return nil, fmt.Errorf("no conf named %q in %s: %w", name, dir, podref.ErrNotFound)
 }
 
 func (f *fakeConfs) File(path string) ([]byte, error) {
@@ -62,7 +64,7 @@ func (f *fakeConfs) File(path string) ([]byte, error) {
 	if s, ok := f.files[path]; ok {
 		return []byte(s), nil
 	}
-	return nil, fmt.Errorf("open %s: %w", path, ErrNotFound)
+	return nil, fmt.Errorf("open %s: %w", path, podref.ErrNotFound)
 }
 
 func makeNAD(namespace, name, config string) *nadv1.NetworkAttachmentDefinition {

@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/plexus-cni/plexus/pkg/delegate"
+
+	"github.com/plexus-cni/plexus/pkg/podref"
 )
 
 // Options are the daemon settings that shape network selection (the Multus
@@ -52,7 +54,7 @@ type Options struct {
 type Request struct {
 	// Pod is nil when the runtime sent no K8S_POD_* args: the sandbox then
 	// gets only the cluster network and DefaultNetworks.
-	Pod *Pod
+	Pod *podref.Pod
 	// RuntimeIfName is CNI_IFNAME, e.g. "eth0": the default network's
 	// interface.
 	RuntimeIfName string
@@ -173,13 +175,13 @@ type resolver struct {
 	opts   Options
 	nads   NADGetter
 	confs  ConfLoader
-	pod    *Pod   // nil without K8S_POD_* args
-	podRef string // "ns/name" or ""
+	pod    *podref.Pod // nil without K8S_POD_* args
+	podRef string      // "ns/name" or ""
 }
 
 // readPod parses the pod's selection annotations; a nil pod selects
 // nothing.
-func (r *resolver) readPod(p *Pod) ([]nadv1.NetworkSelectionElement, *nadv1.NetworkSelectionElement, error) {
+func (r *resolver) readPod(p *podref.Pod) ([]nadv1.NetworkSelectionElement, *nadv1.NetworkSelectionElement, error) {
 	if p == nil {
 		return nil, nil, nil
 	}
@@ -306,7 +308,7 @@ func (r *resolver) getNAD(namespace, name string) (nad *nadv1.NetworkAttachmentD
 	}
 	nad, err = r.nads.GetNAD(namespace, name)
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, podref.ErrNotFound):
 		return nil, false, nil
 	case err != nil:
 		return nil, false, err
@@ -331,7 +333,7 @@ func (r *resolver) selected(el nadv1.NetworkSelectionElement, label string) (del
 	}
 	if !found {
 		return delegate.Spec{}, r.fail(&SelectionError{Element: label,
-			Reason: fmt.Sprintf("NetworkAttachmentDefinition %q not found", ref), Err: ErrNotFound})
+			Reason: fmt.Sprintf("NetworkAttachmentDefinition %q not found", ref), Err: podref.ErrNotFound})
 	}
 	confList, err := LoadNADConfig(nad, r.opts.ConfDir, r.confs)
 	if err != nil {
@@ -446,11 +448,11 @@ func (r *resolver) configured(ref, label string) (delegate.Spec, error) {
 	notFound := fmt.Sprintf("network %q is neither a NetworkAttachmentDefinition in namespace %q nor a CNI configuration in %q",
 		ref, r.opts.PlexusNamespace, r.opts.ConfDir)
 	if r.confs == nil {
-		return delegate.Spec{}, r.fail(&SelectionError{Element: label, Reason: notFound, Err: ErrNotFound})
+		return delegate.Spec{}, r.fail(&SelectionError{Element: label, Reason: notFound, Err: podref.ErrNotFound})
 	}
 	raw, err := r.confs.ByName(r.opts.ConfDir, ref)
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, podref.ErrNotFound):
 		return delegate.Spec{}, r.fail(&SelectionError{Element: label, Reason: notFound, Err: err})
 	case err != nil:
 		return delegate.Spec{}, r.fail(&SelectionError{Element: label,

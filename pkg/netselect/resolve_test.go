@@ -10,6 +10,8 @@ import (
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 
 	"github.com/plexus-cni/plexus/pkg/delegate"
+
+	"github.com/plexus-cni/plexus/pkg/podref"
 )
 
 const (
@@ -52,8 +54,8 @@ func baseOpts() Options {
 	}
 }
 
-func pod(ns string, ann map[string]string) *Pod {
-	return &Pod{Namespace: ns, Name: "p", UID: "uid-1", Annotations: ann}
+func pod(ns string, ann map[string]string) *podref.Pod {
+	return &podref.Pod{Namespace: ns, Name: "p", UID: "uid-1", Annotations: ann}
 }
 
 // brief is the part of a Spec most tests care about.
@@ -500,8 +502,8 @@ func TestResolveNotFoundIsDetectable(t *testing.T) {
 	t.Parallel()
 	nads, confs := world()
 	_, err := Resolve(baseOpts(), Request{Pod: pod("pods", map[string]string{NetworksAnnotation: "nope"}), RuntimeIfName: "eth0"}, nads, confs)
-	if !errors.Is(err, ErrNotFound) {
-		t.Fatalf("err = %v, want errors.Is(err, ErrNotFound)", err)
+	if !errors.Is(err, podref.ErrNotFound) {
+		t.Fatalf("err = %v, want errors.Is(err, podref.ErrNotFound)", err)
 	}
 }
 

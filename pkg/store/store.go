@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/plexus-cni/plexus/pkg/delegate"
+
+	"github.com/plexus-cni/plexus/pkg/podref"
 )
 
 // RecordVersion is the on-disk format version of a Record.
@@ -24,23 +26,13 @@ var ErrNotFound = errors.New("attachment record not found")
 // ErrCorrupt means a record exists but cannot be decoded.
 var ErrCorrupt = errors.New("attachment record corrupt")
 
-// PodRef identifies the pod a sandbox belongs to.
-type PodRef struct {
-	Namespace string `json:"namespace,omitempty"`
-	Name      string `json:"name,omitempty"`
-	UID       string `json:"uid,omitempty"`
-}
-
-// String returns "namespace/name".
-func (p PodRef) String() string { return p.Namespace + "/" + p.Name }
-
 // Record is everything Plexus attached (or is about to attach) to one sandbox.
 type Record struct {
 	Version     int             `json:"version"`
 	ContainerID string          `json:"containerID"`
 	Netns       string          `json:"netns"`
 	IfName      string          `json:"ifName"`
-	Pod         PodRef          `json:"pod"`
+	Pod         podref.Ref      `json:"pod"`
 	Attachments []delegate.Spec `json:"attachments"`
 	// Complete is set once every delegate ADD and the status write succeeded.
 	Complete bool `json:"complete,omitempty"`

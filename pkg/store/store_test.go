@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/plexus-cni/plexus/pkg/delegate"
+
+	"github.com/plexus-cni/plexus/pkg/podref"
 )
 
 // confListOdd has odd whitespace and an integer beyond float64 precision;
@@ -30,7 +32,7 @@ func sampleRecord(id string) *Record {
 		ContainerID: id,
 		Netns:       "/var/run/netns/cni-1234",
 		IfName:      "eth0",
-		Pod:         PodRef{Namespace: "ns1", Name: "pod-a", UID: "0b0c8f8e-1111-2222-3333-444455556666"},
+		Pod:         podref.Ref{Namespace: "ns1", Name: "pod-a", UID: "0b0c8f8e-1111-2222-3333-444455556666"},
 		Attachments: []delegate.Spec{
 			{
 				Network:      "default",
