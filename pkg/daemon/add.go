@@ -13,9 +13,8 @@ import (
 	"github.com/plexus-cni/plexus/pkg/devices"
 	"github.com/plexus-cni/plexus/pkg/netselect"
 	"github.com/plexus-cni/plexus/pkg/netstatus"
-	"github.com/plexus-cni/plexus/pkg/store"
-
 	"github.com/plexus-cni/plexus/pkg/podref"
+	"github.com/plexus-cni/plexus/pkg/store"
 )
 
 // addOp is one ADD in flight: the request, what the steps found, what

@@ -21,9 +21,8 @@ import (
 	"github.com/plexus-cni/plexus/pkg/api"
 	"github.com/plexus-cni/plexus/pkg/config"
 	"github.com/plexus-cni/plexus/pkg/delegate"
-	"github.com/plexus-cni/plexus/pkg/store"
-
 	"github.com/plexus-cni/plexus/pkg/podref"
+	"github.com/plexus-cni/plexus/pkg/store"
 )
 
 // The orchestrator's unit tests: the real Multiplexer and libcni, with

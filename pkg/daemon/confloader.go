@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/plexus-cni/plexus/pkg/netselect"
-
 	"github.com/plexus-cni/plexus/pkg/podref"
 )
 

@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/plexus-cni/plexus/pkg/delegate"
-
 	"github.com/plexus-cni/plexus/pkg/podref"
 )
 

@@ -15,10 +15,9 @@ import (
 	"github.com/plexus-cni/plexus/pkg/delegate"
 	"github.com/plexus-cni/plexus/pkg/detach"
 	"github.com/plexus-cni/plexus/pkg/netselect"
+	"github.com/plexus-cni/plexus/pkg/podref"
 	"github.com/plexus-cni/plexus/pkg/server"
 	"github.com/plexus-cni/plexus/pkg/store"
-
-	"github.com/plexus-cni/plexus/pkg/podref"
 )
 
 // Recorder reports what happened to a pod (Kubernetes Events, or log lines
@@ -197,11 +196,11 @@ func (m *Multiplexer) check(ctx context.Context, req *api.Request) error {
 // every pod gets (the cluster network and defaultNetworks).
 func (m *Multiplexer) status(ctx context.Context, req *api.Request) error {
 	if err := m.Ready(); err != nil {
-		return types.NewError(statusNotAvailable, api.MsgNotReady, err.Error())
+		return types.NewError(api.CodeNotAvailable, api.MsgNotReady, err.Error())
 	}
 	specs, err := netselect.Resolve(m.options(), netselect.Request{RuntimeIfName: "eth0"}, m.src, m.confs)
 	if err != nil {
-		return types.NewError(statusNotAvailable, "cannot resolve the cluster network", err.Error())
+		return types.NewError(api.CodeNotAvailable, "cannot resolve the cluster network", err.Error())
 	}
 	for _, s := range specs {
 		if err := m.inv.Status(ctx, req.Path, s.ConfList); err != nil {
@@ -210,9 +209,6 @@ func (m *Multiplexer) status(ctx context.Context, req *api.Request) error {
 	}
 	return nil
 }
-
-// statusNotAvailable is CNI STATUS code 50: cannot service ADD.
-const statusNotAvailable uint = 50
 
 func mergeCaps(base, over map[string]interface{}) map[string]interface{} {
 	if len(base) == 0 {

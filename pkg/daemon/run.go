@@ -14,11 +14,10 @@ import (
 	"github.com/plexus-cni/plexus/pkg/devices"
 	"github.com/plexus-cni/plexus/pkg/k8sclient"
 	"github.com/plexus-cni/plexus/pkg/manifest"
+	"github.com/plexus-cni/plexus/pkg/podref"
 	"github.com/plexus-cni/plexus/pkg/routes"
 	"github.com/plexus-cni/plexus/pkg/server"
 	"github.com/plexus-cni/plexus/pkg/store"
-
-	"github.com/plexus-cni/plexus/pkg/podref"
 )
 
 // ShutdownGrace is how long in-flight requests may finish after ctx ends.

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+
+	"github.com/containernetworking/cni/pkg/types"
 )
 
 // RequestNotHonoredError says a delegate ignored a requested IP or MAC
@@ -20,7 +22,7 @@ func (e *RequestNotHonoredError) Error() string {
 }
 
 // CNICode is 7: the network's config does not do what the pod asked.
-func (e *RequestNotHonoredError) CNICode() uint { return 7 }
+func (e *RequestNotHonoredError) CNICode() uint { return types.ErrInvalidNetworkConfig }
 
 // VerifyRequested checks every outcome's result against the ips and mac
 // its selection requested.

@@ -12,9 +12,8 @@ import (
 	"sort"
 
 	"github.com/plexus-cni/plexus/pkg/delegate"
-	"github.com/plexus-cni/plexus/pkg/store"
-
 	"github.com/plexus-cni/plexus/pkg/podref"
+	"github.com/plexus-cni/plexus/pkg/store"
 )
 
 // Detach runs DEL, in reverse order, for every attachment recorded for

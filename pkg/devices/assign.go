@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/containernetworking/cni/pkg/types"
+
 	"github.com/plexus-cni/plexus/pkg/delegate"
 )
 
@@ -44,7 +46,7 @@ func Assign(pod string, specs []delegate.Spec, devs Devices) (ids []string, err 
 		}
 		pool := pools[r]
 		if used[r] >= len(pool) {
-			return nil, &Error{Pod: pod, Network: s.Network, IfName: s.IfName, Resource: r, Code: codeInvalidConfig,
+			return nil, &Error{Pod: pod, Network: s.Network, IfName: s.IfName, Resource: r, Code: types.ErrInvalidNetworkConfig,
 				Reason: fmt.Sprintf("more attachments than devices: %d attachments use the resource, the kubelet allocated %d device(s) of it to the pod %v",
 					want[r], len(pool), pool)}
 		}

@@ -11,9 +11,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/containernetworking/cni/pkg/types"
+
 	"github.com/plexus-cni/plexus/pkg/delegate"
 	"github.com/plexus-cni/plexus/pkg/netselect"
-
 	"github.com/plexus-cni/plexus/pkg/podref"
 )
 
@@ -89,13 +90,13 @@ func (m *Manager) Stage(ctx context.Context, pod *podref.Pod, t delegate.Target,
 	}
 	if pod == nil {
 		s := specs[slices.IndexFunc(specs, func(s delegate.Spec) bool { return s.ResourceName != "" })]
-		return nil, &Error{Network: s.Network, IfName: s.IfName, Resource: s.ResourceName, Code: codeInvalidConfig,
+		return nil, &Error{Network: s.Network, IfName: s.IfName, Resource: s.ResourceName, Code: types.ErrInvalidNetworkConfig,
 			Reason: "no K8S_POD_* args: cannot ask the kubelet for the pod's devices"}
 	}
 	podRef := pod.Namespace + "/" + pod.Name
 	devs, err := m.podDevices(ctx, pod)
 	if err != nil {
-		return nil, &Error{Pod: podRef, Reason: "kubelet PodResources API (" + m.opts.PodResourcesSocket + ")", Code: codeTryAgainLater, Err: err}
+		return nil, &Error{Pod: podRef, Reason: "kubelet PodResources API (" + m.opts.PodResourcesSocket + ")", Code: types.ErrTryAgainLater, Err: err}
 	}
 	ids, err := Assign(podRef, specs, devs)
 	if err != nil {
@@ -135,7 +136,7 @@ func (m *Manager) attach(podRef, containerID string, s *delegate.Spec, id string
 		infoFile = CNIDeviceInfoPath(m.opts.DeviceInfoDir, s.Network, containerID, s.IfName)
 	}
 	if err := withDevice(s, id, infoFile); err != nil {
-		return fail(codeInvalidConfig, "injecting the device ID", err)
+		return fail(types.ErrInvalidNetworkConfig, "injecting the device ID", err)
 	}
 	copied := false
 	if infoFile != "" {
@@ -145,7 +146,7 @@ func (m *Manager) attach(podRef, containerID string, s *delegate.Spec, id string
 			m.log.Warn("ignoring the device plugin's device-info file", "pod", podRef, "network", s.Network, "ifname", s.IfName, "err", dpErr)
 		}
 		if err != nil {
-			return fail(codeGeneric, "staging device-info file "+infoFile, err)
+			return fail(types.ErrInternal, "staging device-info file "+infoFile, err)
 		}
 	}
 	m.log.Debug("device assigned", "pod", podRef, "network", s.Network, "ifname", s.IfName,

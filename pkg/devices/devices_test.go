@@ -17,7 +17,6 @@ import (
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 
 	"github.com/plexus-cni/plexus/pkg/delegate"
-
 	"github.com/plexus-cni/plexus/pkg/podref"
 )
 

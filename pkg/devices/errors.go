@@ -9,13 +9,6 @@ import (
 // know the pod.
 var ErrPodNotListed = errors.New("the kubelet's PodResources API does not list the pod")
 
-// CNI error codes an Error carries (CNI spec, "Error" section).
-const (
-	codeInvalidConfig uint = 7  // bad input: more attachments than devices
-	codeTryAgainLater uint = 11 // the kubelet could not answer
-	codeGeneric       uint = 999
-)
-
 // Error is a failure to give an attachment its device. It reads like
 //
 //	pod "ns/a": network "ns/vf-net" (net3): resource "example.com/vf": more attachments than devices: …

@@ -101,7 +101,7 @@ func (e *TransientError) Error() string { return e.Err.Error() }
 func (e *TransientError) Unwrap() error { return e.Err }
 
 // CNICode is 11, "try again later".
-func (e *TransientError) CNICode() uint { return 11 }
+func (e *TransientError) CNICode() uint { return 11 } // types.ErrTryAgainLater; k8sclient links no CNI package
 
 // ClearStatus is a no-op: the status lives on the pod object, which goes
 // away with the pod (Multus never rewrites it on DEL either).

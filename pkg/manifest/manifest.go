@@ -20,9 +20,8 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
-	"github.com/plexus-cni/plexus/pkg/store"
-
 	"github.com/plexus-cni/plexus/pkg/podref"
+	"github.com/plexus-cni/plexus/pkg/store"
 )
 
 // ErrPodNotFound means no manifest declares the pod.

@@ -4,15 +4,9 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/plexus-cni/plexus/pkg/podref"
-)
+	"github.com/containernetworking/cni/pkg/types"
 
-// CNI error codes a SelectionError maps to (CNI spec, "Error" section).
-const (
-	// CNICodeInvalidConfig is "invalid network config": bad input.
-	CNICodeInvalidConfig uint = 7
-	// CNICodeTryAgainLater is "try again later": a transient failure.
-	CNICodeTryAgainLater uint = 11
+	"github.com/plexus-cni/plexus/pkg/podref"
 )
 
 // SelectionError reports why network selection failed, naming the pod, the
@@ -77,7 +71,7 @@ func (e *SelectionError) Unwrap() error { return e.Err }
 // for a transient NAD lookup failure, 7 ("invalid network config") otherwise.
 func (e *SelectionError) CNICode() uint {
 	if e.Transient {
-		return CNICodeTryAgainLater
+		return types.ErrTryAgainLater
 	}
-	return CNICodeInvalidConfig
+	return types.ErrInvalidNetworkConfig
 }

@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/plexus-cni/plexus/pkg/delegate"
-
 	"github.com/plexus-cni/plexus/pkg/podref"
 )
 

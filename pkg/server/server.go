@@ -140,7 +140,7 @@ func ToCNIError(err error) *types.Error {
 	if errors.As(err, &te) && te == err {
 		return te
 	}
-	code := uint(999)
+	code := types.ErrInternal
 	var coded interface{ CNICode() uint }
 	switch {
 	case errors.As(err, &coded):

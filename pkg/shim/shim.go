@@ -40,10 +40,6 @@ const (
 // retryInterval paces connection retries.
 const retryInterval = 200 * time.Millisecond
 
-// CodeNotAvailable is the CNI STATUS code "plugin cannot service ADD"
-// (CNI spec 1.1, STATUS section).
-const CodeNotAvailable uint = 50
-
 // NetConf is the shim's own CNI config: the standard keys plus where to
 // find the daemon.
 type NetConf struct {
@@ -227,7 +223,7 @@ func unreachable(ctx context.Context, s *settings, cmd api.Command, a *skel.CmdA
 	msg := fmt.Sprintf("plexus: daemon unreachable at %s", s.socket)
 	switch cmd {
 	case api.CmdStatus:
-		return types.NewError(CodeNotAvailable, msg, err.Error())
+		return types.NewError(api.CodeNotAvailable, msg, err.Error())
 	case api.CmdDel:
 		// A fresh deadline: the wait for a hung daemon may have used
 		// up the request's.

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/plexus-cni/plexus/pkg/delegate"
-
 	"github.com/plexus-cni/plexus/pkg/podref"
 )
 
