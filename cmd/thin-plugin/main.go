@@ -8,10 +8,11 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/version"
 
+	"github.com/plexus-cni/plexus/pkg/api"
 	"github.com/plexus-cni/plexus/pkg/buildinfo"
 	"github.com/plexus-cni/plexus/pkg/shim"
 )
 
 func main() {
-	skel.PluginMainFuncs(shim.Funcs(os.Stdout), version.PluginSupports("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"), buildinfo.About("shim"))
+	skel.PluginMainFuncs(shim.Funcs(os.Stdout), version.PluginSupports(api.CNIVersions...), buildinfo.About("shim"))
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/plexus-cni/plexus/pkg/api"
 )
 
 // SocketFileName is the name of plexusd's unix socket inside SocketDir.
@@ -377,10 +379,4 @@ func dns1123LabelProblem(s string) string {
 	return ""
 }
 
-func validCNIVersion(v string) bool {
-	switch v {
-	case "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0":
-		return true
-	}
-	return false
-}
+func validCNIVersion(v string) bool { return api.SupportsCNIVersion(v) }

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/plexus-cni/plexus/pkg/api"
 )
 
 func FuzzParseNetworks(f *testing.F) {
@@ -89,7 +91,7 @@ func FuzzNormalizeConfList(f *testing.F) {
 		if len(list.Plugins) == 0 {
 			t.Fatalf("no plugins in %s", out)
 		}
-		if !networkNameRE.MatchString(list.Name) || !supportedCNIVersions[list.CNIVersion] {
+		if !networkNameRE.MatchString(list.Name) || !api.SupportsCNIVersion(list.CNIVersion) {
 			t.Fatalf("bad name or version in %s", out)
 		}
 		for i, p := range list.Plugins {

@@ -10,12 +10,9 @@ import (
 	"strings"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
-)
 
-// supportedCNIVersions are the cniVersion values a delegate config may use.
-var supportedCNIVersions = map[string]bool{
-	"0.3.0": true, "0.3.1": true, "0.4.0": true, "1.0.0": true, "1.1.0": true,
-}
+	"github.com/plexus-cni/plexus/pkg/api"
+)
 
 // networkNameRE is the CNI network name rule (CNI spec, "Configuration format").
 var networkNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`)
@@ -222,7 +219,7 @@ func checkCNIVersion(doc []byte, ms []member, prefix string) error {
 	if err := json.Unmarshal(doc[m.val.start:m.val.end], &v); err != nil {
 		return confErr(prefix+"cniVersion", "cniVersion must be a string")
 	}
-	if !supportedCNIVersions[v] {
+	if !api.SupportsCNIVersion(v) {
 		return confErr(prefix+"cniVersion", "unsupported cniVersion %q (want one of 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0)", v)
 	}
 	return nil
