@@ -24,7 +24,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
-	"github.com/plexus-cni/plexus/pkg/store"
+	"github.com/plexus-cni/plexus/pkg/atomicfile"
 )
 
 // FileName is the generated file. "00-" sorts it before every other
@@ -168,7 +168,7 @@ func (m *Manager) reconcileOnce() error {
 		m.remember(primary, want)
 		return nil
 	}
-	if err := store.WriteFileAtomic(m.Path(), want, 0o644); err != nil {
+	if err := atomicfile.Write(m.Path(), want, 0o644); err != nil {
 		return err
 	}
 	m.remember(primary, want)

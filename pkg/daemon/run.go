@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/plexus-cni/plexus/pkg/atomicfile"
 	"github.com/plexus-cni/plexus/pkg/cniconf"
 	"github.com/plexus-cni/plexus/pkg/config"
 	"github.com/plexus-cni/plexus/pkg/delegate"
@@ -97,7 +98,7 @@ const tempMinAge = time.Minute
 // sweepTemp removes the temp files a crash left in Plexus's own dirs.
 func sweepTemp(log *slog.Logger, dirs ...string) {
 	for _, d := range dirs {
-		n, err := store.SweepTemp(d, tempMinAge)
+		n, err := atomicfile.SweepTemp(d, tempMinAge)
 		if err != nil {
 			log.Warn("sweep temp files", "dir", d, "err", err)
 		}

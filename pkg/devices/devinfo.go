@@ -11,8 +11,8 @@ import (
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 
+	"github.com/plexus-cni/plexus/pkg/atomicfile"
 	"github.com/plexus-cni/plexus/pkg/delegate"
-	"github.com/plexus-cni/plexus/pkg/store"
 )
 
 // Device-info spec v1.1.0 §4: the device plugin writes dp/, the NPWG
@@ -83,7 +83,7 @@ func stageDeviceInfo(dir string, s delegate.Spec) (copied bool, dpErr, err error
 	if err := os.MkdirAll(filepath.Dir(s.DeviceInfoFile), infoDirMode); err != nil {
 		return false, nil, err
 	}
-	if err := store.WriteFileAtomic(s.DeviceInfoFile, data, infoFileMode); err != nil {
+	if err := atomicfile.Write(s.DeviceInfoFile, data, infoFileMode); err != nil {
 		return false, nil, err
 	}
 	return true, nil, nil

@@ -20,8 +20,8 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
+	"github.com/plexus-cni/plexus/pkg/atomicfile"
 	"github.com/plexus-cni/plexus/pkg/podref"
-	"github.com/plexus-cni/plexus/pkg/store"
 )
 
 // ErrPodNotFound means no manifest declares the pod.
@@ -219,7 +219,7 @@ func (s *Source) WriteStatus(_ context.Context, ref podref.Ref, status []byte) e
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("status dir: %w", err)
 	}
-	return store.WriteFileAtomicNoSync(p, status, 0o644) // runtime state, like /run
+	return atomicfile.WriteNoSync(p, status, 0o644) // runtime state, like /run
 }
 
 // ClearStatus removes the status file if it still holds status (it may

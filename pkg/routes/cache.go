@@ -10,7 +10,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 
-	"github.com/plexus-cni/plexus/pkg/store"
+	"github.com/plexus-cni/plexus/pkg/atomicfile"
 )
 
 // cachePath is where libcni caches an attachment's result
@@ -43,7 +43,7 @@ func rewriteCachedResult(path string, res types.Result) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	return store.WriteFileAtomic(path, out, fi.Mode().Perm())
+	return atomicfile.Write(path, out, fi.Mode().Perm())
 }
 
 // spliceKey returns obj (a JSON object) with the value of its top-level
