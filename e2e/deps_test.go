@@ -39,6 +39,8 @@ func TestDependencyRules(t *testing.T) {
 		{"./pkg/k8sclient", []string{"github.com/containernetworking/"}, []string{"pkg/k8sclient", "pkg/podref"}},
 		// Pod identity is a leaf.
 		{"./pkg/podref", nil, []string{"pkg/podref"}},
+		{"./pkg/rawjson", nil, []string{"pkg/rawjson"}},
+		{"./pkg/atomicfile", nil, []string{"pkg/atomicfile"}},
 	}
 	// Rule 5: only cmd/thick-daemon imports pkg/daemon.
 	t.Run("pkg/daemon importers", func(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/plexus-cni/plexus/pkg/rawjson"
 )
 
 // wire is the JSON form of the daemon config. Every field is a pointer (or a
@@ -159,7 +161,8 @@ func decodeWire(data []byte) (*wire, []error, error) {
 		return nil, nil, fmt.Errorf("the config must be a JSON object, got null")
 	}
 	var errs []error
-	for _, k := range duplicateKeys(data) {
+	dups, _ := rawjson.DuplicateKeys(data) // data decoded above: valid
+	for _, k := range dups {
 		errs = append(errs, keyErrorf(k, "given more than once"))
 	}
 	w := &wire{}
@@ -298,30 +301,3 @@ func firstByte(raw json.RawMessage) byte {
 }
 
 func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
-
-// duplicateKeys returns the top-level keys that occur more than once, which
-// encoding/json would otherwise resolve silently (last one wins).
-func duplicateKeys(data []byte) []string {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil
-	}
-	seen := map[string]int{}
-	var dups []string
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return dups
-		}
-		k, _ := tok.(string)
-		seen[k]++
-		if seen[k] == 2 {
-			dups = append(dups, k)
-		}
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return dups
-		}
-	}
-	return dups
-}

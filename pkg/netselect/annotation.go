@@ -13,6 +13,8 @@ import (
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/plexus-cni/plexus/pkg/rawjson"
 )
 
 // Pod annotation keys read by network selection.
@@ -92,7 +94,7 @@ func FormatNetworks(elements []nadv1.NetworkSelectionElement) string {
 	if elements == nil {
 		elements = []nadv1.NetworkSelectionElement{}
 	}
-	b, err := encodeJSON(elements)
+	b, err := rawjson.Encode(elements)
 	if err != nil {
 		// Only reachable for cni-args values that cannot be encoded,
 		// which ParseNetworks never produces.

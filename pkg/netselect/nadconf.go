@@ -12,6 +12,7 @@ import (
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 
 	"github.com/plexus-cni/plexus/pkg/api"
+	"github.com/plexus-cni/plexus/pkg/rawjson"
 )
 
 // networkNameRE is the CNI network name rule (CNI spec, "Configuration format").
@@ -117,20 +118,20 @@ func NormalizeConfList(raw []byte, defaultName string) ([]byte, error) {
 	if doc[0] != '{' {
 		return nil, confErr("", "CNI configuration must be a JSON object")
 	}
-	ms, err := objectMembers(doc)
+	ms, err := rawjson.Members(doc)
 	if err != nil {
 		return nil, &SelectionError{Reason: "invalid JSON", Err: err}
 	}
 	if err := checkKeys(ms, ""); err != nil {
 		return nil, err
 	}
-	if _, ok := findMember(ms, "plugins"); ok {
+	if _, ok := rawjson.Find(ms, "plugins"); ok {
 		return normalizeList(doc, ms, defaultName)
 	}
 	return normalizeSingle(doc, ms, defaultName)
 }
 
-func normalizeList(doc []byte, ms []member, defaultName string) ([]byte, error) {
+func normalizeList(doc []byte, ms []rawjson.Member, defaultName string) ([]byte, error) {
 	if err := checkCNIVersion(doc, ms, ""); err != nil {
 		return nil, err
 	}
@@ -138,12 +139,12 @@ func normalizeList(doc []byte, ms []member, defaultName string) ([]byte, error) 
 	if err != nil {
 		return nil, err
 	}
-	pm, _ := findMember(ms, "plugins")
-	arr := doc[pm.val.start:pm.val.end]
+	pm, _ := rawjson.Find(ms, "plugins")
+	arr := doc[pm.Val.Start:pm.Val.End]
 	if arr[0] != '[' {
 		return nil, confErr("plugins", "must be an array of plugin objects")
 	}
-	els, err := arrayElements(arr)
+	els, err := rawjson.Elements(arr)
 	if err != nil {
 		return nil, &SelectionError{Field: "plugins", Reason: "invalid JSON", Err: err}
 	}
@@ -151,20 +152,20 @@ func normalizeList(doc []byte, ms []member, defaultName string) ([]byte, error) 
 		return nil, confErr("plugins", "must not be empty")
 	}
 	for i, s := range els {
-		if err := checkPlugin(arr[s.start:s.end], fmt.Sprintf("plugins[%d].", i)); err != nil {
+		if err := checkPlugin(arr[s.Start:s.End], fmt.Sprintf("plugins[%d].", i)); err != nil {
 			return nil, err
 		}
 	}
 	out := append([]byte(nil), doc...)
 	if inject {
-		if out, err = setMember(out, "name", nameJSON); err != nil {
+		if out, err = rawjson.SetMember(out, "name", nameJSON); err != nil {
 			return nil, &SelectionError{Field: "name", Reason: "cannot set name", Err: err}
 		}
 	}
 	return out, nil
 }
 
-func normalizeSingle(doc []byte, ms []member, defaultName string) ([]byte, error) {
+func normalizeSingle(doc []byte, ms []rawjson.Member, defaultName string) ([]byte, error) {
 	if err := checkPlugin(doc, ""); err != nil {
 		return nil, err
 	}
@@ -177,14 +178,14 @@ func normalizeSingle(doc []byte, ms []member, defaultName string) ([]byte, error
 	}
 	plugin := doc
 	if inject {
-		if plugin, err = setMember(doc, "name", nameJSON); err != nil {
+		if plugin, err = rawjson.SetMember(doc, "name", nameJSON); err != nil {
 			return nil, &SelectionError{Field: "name", Reason: "cannot set name", Err: err}
 		}
 	}
-	cv, _ := findMember(ms, "cniVersion")
+	cv, _ := rawjson.Find(ms, "cniVersion")
 	var b bytes.Buffer
 	b.WriteString(`{"cniVersion":`)
-	b.Write(doc[cv.val.start:cv.val.end])
+	b.Write(doc[cv.Val.Start:cv.Val.End])
 	b.WriteString(`,"name":`)
 	b.Write(nameJSON)
 	b.WriteString(`,"plugins":[`)
@@ -194,29 +195,29 @@ func normalizeSingle(doc []byte, ms []member, defaultName string) ([]byte, error
 }
 
 // checkKeys rejects duplicate keys and mis-spelled well-known keys.
-func checkKeys(ms []member, prefix string) error {
+func checkKeys(ms []rawjson.Member, prefix string) error {
 	seen := make(map[string]bool, len(ms))
 	for _, m := range ms {
-		if seen[m.key] {
-			return confErr(prefix+m.key, "duplicate key %q", m.key)
+		if seen[m.Key] {
+			return confErr(prefix+m.Key, "duplicate key %q", m.Key)
 		}
-		seen[m.key] = true
+		seen[m.Key] = true
 		for _, k := range spelledKeys {
-			if m.key != k && strings.EqualFold(m.key, k) {
-				return confErr(prefix+m.key, "key %q must be spelled %q", m.key, k)
+			if m.Key != k && strings.EqualFold(m.Key, k) {
+				return confErr(prefix+m.Key, "key %q must be spelled %q", m.Key, k)
 			}
 		}
 	}
 	return nil
 }
 
-func checkCNIVersion(doc []byte, ms []member, prefix string) error {
-	m, ok := findMember(ms, "cniVersion")
+func checkCNIVersion(doc []byte, ms []rawjson.Member, prefix string) error {
+	m, ok := rawjson.Find(ms, "cniVersion")
 	if !ok {
 		return confErr(prefix+"cniVersion", "missing cniVersion")
 	}
 	var v string
-	if err := json.Unmarshal(doc[m.val.start:m.val.end], &v); err != nil {
+	if err := json.Unmarshal(doc[m.Val.Start:m.Val.End], &v); err != nil {
 		return confErr(prefix+"cniVersion", "cniVersion must be a string")
 	}
 	if !api.SupportsCNIVersion(v) {
@@ -227,23 +228,23 @@ func checkCNIVersion(doc []byte, ms []member, prefix string) error {
 
 // networkName returns the network name as JSON and whether it must be
 // injected because the config has none.
-func networkName(doc []byte, ms []member, prefix, defaultName string) ([]byte, bool, error) {
-	m, ok := findMember(ms, "name")
-	if !ok || string(doc[m.val.start:m.val.end]) == "null" {
+func networkName(doc []byte, ms []rawjson.Member, prefix, defaultName string) ([]byte, bool, error) {
+	m, ok := rawjson.Find(ms, "name")
+	if !ok || string(doc[m.Val.Start:m.Val.End]) == "null" {
 		if !networkNameRE.MatchString(defaultName) {
 			return nil, false, confErr(prefix+"name", "missing name, and the default name %q is not a valid network name", defaultName)
 		}
-		b, err := encodeJSON(defaultName)
+		b, err := rawjson.Encode(defaultName)
 		return b, true, err
 	}
 	var name string
-	if err := json.Unmarshal(doc[m.val.start:m.val.end], &name); err != nil {
+	if err := json.Unmarshal(doc[m.Val.Start:m.Val.End], &name); err != nil {
 		return nil, false, confErr(prefix+"name", "name must be a string")
 	}
 	if !networkNameRE.MatchString(name) {
 		return nil, false, confErr(prefix+"name", "invalid network name %q (must match %s)", name, networkNameRE)
 	}
-	return doc[m.val.start:m.val.end], false, nil
+	return doc[m.Val.Start:m.Val.End], false, nil
 }
 
 // checkPlugin validates one plugin object; prefix is its JSON path plus ".".
@@ -251,7 +252,7 @@ func checkPlugin(obj []byte, prefix string) error {
 	if obj[0] != '{' {
 		return confErr(strings.TrimSuffix(prefix, "."), "plugin must be a JSON object")
 	}
-	ms, err := objectMembers(obj)
+	ms, err := rawjson.Members(obj)
 	if err != nil {
 		return &SelectionError{Field: strings.TrimSuffix(prefix, "."), Reason: "invalid JSON", Err: err}
 	}
@@ -259,29 +260,29 @@ func checkPlugin(obj []byte, prefix string) error {
 		return err
 	}
 	for _, m := range ms {
-		if isReservedKey(m.key) {
-			return confErr(prefix+m.key, "key %q is reserved for the runtime and must not be set in a delegate configuration", m.key)
+		if isReservedKey(m.Key) {
+			return confErr(prefix+m.Key, "key %q is reserved for the runtime and must not be set in a delegate configuration", m.Key)
 		}
 	}
 	if err := checkType(obj, ms, prefix); err != nil {
 		return err
 	}
-	im, ok := findMember(ms, "ipam")
-	if !ok || string(obj[im.val.start:im.val.end]) == "null" {
+	im, ok := rawjson.Find(ms, "ipam")
+	if !ok || string(obj[im.Val.Start:im.Val.End]) == "null" {
 		return nil
 	}
-	ipam := obj[im.val.start:im.val.end]
+	ipam := obj[im.Val.Start:im.Val.End]
 	if ipam[0] != '{' {
 		return confErr(prefix+"ipam", "ipam must be a JSON object")
 	}
-	ims, err := objectMembers(ipam)
+	ims, err := rawjson.Members(ipam)
 	if err != nil {
 		return &SelectionError{Field: prefix + "ipam", Reason: "invalid JSON", Err: err}
 	}
 	if err := checkKeys(ims, prefix+"ipam."); err != nil {
 		return err
 	}
-	if _, ok := findMember(ims, "type"); !ok {
+	if _, ok := rawjson.Find(ims, "type"); !ok {
 		return nil // some plugins accept an ipam section without a type
 	}
 	return checkType(ipam, ims, prefix+"ipam.")
@@ -297,14 +298,14 @@ func isReservedKey(k string) bool {
 }
 
 // checkType requires a "type" member naming a plain binary.
-func checkType(obj []byte, ms []member, prefix string) error {
+func checkType(obj []byte, ms []rawjson.Member, prefix string) error {
 	field := prefix + "type"
-	m, ok := findMember(ms, "type")
+	m, ok := rawjson.Find(ms, "type")
 	if !ok {
 		return confErr(field, "missing type")
 	}
 	var t string
-	if err := json.Unmarshal(obj[m.val.start:m.val.end], &t); err != nil {
+	if err := json.Unmarshal(obj[m.Val.Start:m.Val.End], &t); err != nil {
 		return confErr(field, "type must be a string")
 	}
 	return validatePluginType(field, t)
@@ -334,10 +335,10 @@ func InjectPluginFields(confList []byte, fields map[string]json.RawMessage) ([]b
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	return editPlugins(confList, func(_ int, p []byte) ([]byte, error) {
+	return rawjson.EditPlugins(confList, func(_ int, p []byte) ([]byte, error) {
 		var err error
 		for _, k := range keys {
-			if p, err = setMember(p, k, bytes.TrimSpace(fields[k])); err != nil {
+			if p, err = rawjson.SetMember(p, k, bytes.TrimSpace(fields[k])); err != nil {
 				return nil, err
 			}
 		}
@@ -357,7 +358,7 @@ func MergeCNIArgs(confList []byte, cniArgs map[string]interface{}) ([]byte, erro
 	keys := make([]string, 0, len(cniArgs))
 	vals := make(map[string][]byte, len(cniArgs))
 	for k, v := range cniArgs {
-		b, err := encodeJSON(v)
+		b, err := rawjson.Encode(v)
 		if err != nil {
 			return nil, fmt.Errorf("cni-args %q: %w", k, err)
 		}
@@ -365,38 +366,38 @@ func MergeCNIArgs(confList []byte, cniArgs map[string]interface{}) ([]byte, erro
 		vals[k] = b
 	}
 	sort.Strings(keys)
-	return editPlugins(confList, func(_ int, p []byte) ([]byte, error) {
-		ms, err := objectMembers(p)
+	return rawjson.EditPlugins(confList, func(_ int, p []byte) ([]byte, error) {
+		ms, err := rawjson.Members(p)
 		if err != nil {
 			return nil, err
 		}
 		args := []byte("{}")
-		if m, ok := findMember(ms, "args"); ok && string(p[m.val.start:m.val.end]) != "null" {
-			args = p[m.val.start:m.val.end]
+		if m, ok := rawjson.Find(ms, "args"); ok && string(p[m.Val.Start:m.Val.End]) != "null" {
+			args = p[m.Val.Start:m.Val.End]
 			if args[0] != '{' {
 				return nil, errors.New(`"args" is not an object`)
 			}
 		}
-		ams, err := objectMembers(args)
+		ams, err := rawjson.Members(args)
 		if err != nil {
 			return nil, err
 		}
 		cni := []byte("{}")
-		if m, ok := findMember(ams, "cni"); ok && string(args[m.val.start:m.val.end]) != "null" {
-			cni = args[m.val.start:m.val.end]
+		if m, ok := rawjson.Find(ams, "cni"); ok && string(args[m.Val.Start:m.Val.End]) != "null" {
+			cni = args[m.Val.Start:m.Val.End]
 			if cni[0] != '{' {
 				return nil, errors.New(`"args.cni" is not an object`)
 			}
 		}
 		for _, k := range keys {
-			if cni, err = setMember(cni, k, vals[k]); err != nil {
+			if cni, err = rawjson.SetMember(cni, k, vals[k]); err != nil {
 				return nil, err
 			}
 		}
-		if args, err = setMember(args, "cni", cni); err != nil {
+		if args, err = rawjson.SetMember(args, "cni", cni); err != nil {
 			return nil, err
 		}
-		return setMember(p, "args", args)
+		return rawjson.SetMember(p, "args", args)
 	})
 }
 
@@ -404,7 +405,7 @@ func MergeCNIArgs(confList []byte, cniArgs map[string]interface{}) ([]byte, erro
 // "capabilities": {"<capability>": true}. Malformed input declares nothing.
 func PluginsDeclare(confList []byte, capability string) bool {
 	doc := bytes.TrimSpace(confList)
-	spans, err := pluginSpans(doc)
+	spans, err := rawjson.PluginSpans(doc)
 	if err != nil {
 		return false
 	}
@@ -412,7 +413,7 @@ func PluginsDeclare(confList []byte, capability string) bool {
 		var p struct {
 			Capabilities map[string]json.RawMessage `json:"capabilities"`
 		}
-		if json.Unmarshal(doc[s.start:s.end], &p) != nil {
+		if json.Unmarshal(doc[s.Start:s.End], &p) != nil {
 			continue
 		}
 		var v bool

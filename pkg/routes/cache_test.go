@@ -19,40 +19,6 @@ import (
 	"github.com/plexus-cni/plexus/pkg/delegate"
 )
 
-func TestSpliceKey(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name, in, want string
-		wantErr        error
-	}{
-		{
-			name: "keeps other keys, order and formatting",
-			in:   "{ \"kind\" : \"cniCacheV1\",\n  \"result\":  {\"routes\": [1]} ,\"z\":[1, 2]}\n",
-			want: "{ \"kind\" : \"cniCacheV1\",\n  \"result\":  {\"new\":true} ,\"z\":[1, 2]}\n",
-		},
-		{name: "last key", in: `{"a":1,"result":{}}`, want: `{"a":1,"result":{"new":true}}`},
-		{name: "a nested result key is not the top-level one", in: `{"a":{"result":1}}`, wantErr: ErrNoCachedResult},
-		{name: "missing", in: `{"a":1}`, wantErr: ErrNoCachedResult},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			got, err := spliceKey([]byte(tc.in), "result", []byte(`{"new":true}`))
-			if !errors.Is(err, tc.wantErr) {
-				t.Fatalf("err %v, want %v", err, tc.wantErr)
-			}
-			if string(got) != tc.want {
-				t.Errorf("got  %q\nwant %q", got, tc.want)
-			}
-		})
-	}
-	for _, bad := range []string{`[]`, `{"result":1,"result":2}`, `{"result":`} {
-		if _, err := spliceKey([]byte(bad), "result", []byte(`{}`)); err == nil {
-			t.Errorf("%s: no error", bad)
-		}
-	}
-}
-
 // fakeExec answers every plugin ADD with a fixed result, so libcni writes
 // its real cache file.
 type fakeExec struct{ result []byte }
