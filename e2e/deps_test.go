@@ -29,7 +29,7 @@ func TestDependencyRules(t *testing.T) {
 		onlyOwn   []string // if set, the only module packages allowed
 	}{
 		{"./cmd/thin-plugin", []string{"k8s.io/", "github.com/vishvananda/netlink", "sigs.k8s.io/"},
-			[]string{"cmd/thin-plugin", "pkg/shim", "pkg/api", "pkg/buildinfo", "pkg/store", "pkg/delegate", "pkg/detach", "pkg/podref"}},
+			[]string{"cmd/thin-plugin", "pkg/shim", "pkg/api", "pkg/buildinfo", "pkg/store", "pkg/delegate", "pkg/detach", "pkg/podref", "pkg/atomicfile"}},
 		{"./pkg/server", []string{"k8s.io/"}, []string{"pkg/server", "pkg/api"}},
 		{"./pkg/delegate", []string{"k8s.io/client-go", "github.com/vishvananda/netlink"}, nil},
 		{"./pkg/netselect", []string{"k8s.io/client-go", "github.com/vishvananda/netlink"}, nil},
