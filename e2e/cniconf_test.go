@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/plexus-cni/plexus/internal/testutil"
 )
 
 // plexusd generates 00-plexus.conflist over the primary CNI config; a
@@ -30,8 +32,8 @@ func TestGeneratedCNIConfig(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(confDir, "10-primary.conflist"), []byte(clusterNADConfig(e.ipamDir)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "generated config", func() bool { _, err := os.Stat(ours); return err == nil })
-	waitFor(t, "daemon ready", func() bool { code, _ := e.get("/readyz"); return code == 200 })
+	testutil.Eventually(t, 10*time.Second, "generated config", func() bool { _, err := os.Stat(ours); return err == nil })
+	testutil.Eventually(t, 10*time.Second, "daemon ready", func() bool { code, _ := e.get("/readyz"); return code == 200 })
 
 	e.writeManifest("pod.yaml", podManifest("default", "gen", ""))
 	p := e.newPod("default", "gen")
@@ -45,7 +47,7 @@ func TestGeneratedCNIConfig(t *testing.T) {
 	if err := os.Remove(ours); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "restored config", func() bool { _, err := os.Stat(ours); return err == nil })
+	testutil.Eventually(t, 10*time.Second, "restored config", func() bool { _, err := os.Stat(ours); return err == nil })
 
 	e.stopDaemon()
 	if _, err := os.Stat(ours); err != nil {

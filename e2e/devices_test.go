@@ -1,21 +1,19 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	podresourcesv1 "k8s.io/kubelet/pkg/apis/podresources/v1"
+
+	"github.com/plexus-cni/plexus/internal/testutil"
 )
 
 var vfPlugin = filepath.Join(root, "bin", "test", "vfplugin")
@@ -25,48 +23,6 @@ const (
 	// vfDPInfo is what an SR-IOV device plugin writes for vf-a1.
 	vfDPInfo = `{"type":"pci","version":"1.1.0","pci":{"pci-address":"0000:03:02.1","pf-pci-address":"0000:03:00.0"}}`
 )
-
-// fakeKubelet serves the real PodResources v1 API on a unix socket and
-// counts the calls.
-type fakeKubelet struct {
-	podresourcesv1.UnimplementedPodResourcesListerServer
-	pods  []*podresourcesv1.PodResources
-	gets  atomic.Int32
-	lists atomic.Int32
-}
-
-func (f *fakeKubelet) Get(_ context.Context, req *podresourcesv1.GetPodResourcesRequest) (*podresourcesv1.GetPodResourcesResponse, error) {
-	f.gets.Add(1)
-	for _, p := range f.pods {
-		if p.Namespace == req.PodNamespace && p.Name == req.PodName {
-			return &podresourcesv1.GetPodResourcesResponse{PodResources: p}, nil
-		}
-	}
-	return nil, fmt.Errorf("pod %s in namespace %s not found", req.PodName, req.PodNamespace)
-}
-
-func (f *fakeKubelet) List(context.Context, *podresourcesv1.ListPodResourcesRequest) (*podresourcesv1.ListPodResourcesResponse, error) {
-	f.lists.Add(1)
-	return &podresourcesv1.ListPodResourcesResponse{PodResources: f.pods}, nil
-}
-
-func (f *fakeKubelet) calls() (gets, lists int32) { return f.gets.Load(), f.lists.Load() }
-
-// startFakeKubelet listens in a temp dir; the daemon (another netns, same
-// filesystem) reaches it by path.
-func startFakeKubelet(t *testing.T, f *fakeKubelet) string {
-	t.Helper()
-	sock := filepath.Join(t.TempDir(), "kubelet.sock")
-	lis, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	podresourcesv1.RegisterPodResourcesListerServer(srv, f)
-	go func() { _ = srv.Serve(lis) }() // returns when Stop closes the listener
-	t.Cleanup(srv.Stop)
-	return sock
-}
 
 // vfPod is a pod whose containers hold devices of vfResource.
 func vfPod(name string, perContainer ...[]string) *podresourcesv1.PodResources {
@@ -103,12 +59,12 @@ func (e *env) linkMAC(name string) string {
 // plugin's device-info copied and reported; a third attachment fails
 // cleanly; DEL returns the devices; the kubelet is asked once per ADD.
 func TestDevices(t *testing.T) {
-	kubelet := &fakeKubelet{pods: []*podresourcesv1.PodResources{
+	kubelet := &testutil.FakeKubelet{Pods: []*podresourcesv1.PodResources{
 		vfPod("a", []string{"vf-a2"}, []string{"vf-a1"}), // unsorted, over two containers
 		vfPod("b", []string{"vf-b1", "vf-b2"}),
 	}}
 	devInfoDir := t.TempDir()
-	sock := startFakeKubelet(t, kubelet)
+	sock := kubelet.Serve(t)
 	e := newEnv(t, withConfig("podResourcesSocket", sock), withConfig("deviceInfoDir", devInfoDir))
 	if _, err := os.Stat(vfPlugin); err != nil {
 		t.Fatalf("%s missing: run `make testbins` first", vfPlugin)
@@ -165,7 +121,7 @@ func TestDevices(t *testing.T) {
 			}
 		}
 		// Within the daemon's 2 s cache TTL the retry costs no call.
-		if g, l := kubelet.calls(); l != 0 || g != 1 && time.Since(t0) < 2*time.Second || g > 2 {
+		if g, l := kubelet.Calls(); l != 0 || g != 1 && time.Since(t0) < 2*time.Second || g > 2 {
 			t.Errorf("kubelet Get×%d List×%d for an ADD and its retry, want Get×1", g, l)
 		}
 		if l := e.links(a); len(l) != 1 {
@@ -193,7 +149,7 @@ func TestDevices(t *testing.T) {
 		if r.err != nil {
 			t.Fatalf("ADD a: %s", r)
 		}
-		if g, l := kubelet.calls(); l != 0 || g > 3 {
+		if g, l := kubelet.Calls(); l != 0 || g > 3 {
 			t.Errorf("kubelet Get×%d List×%d so far, want at most one Get per cache period", g, l)
 		}
 		links := e.links(a)
@@ -230,9 +186,9 @@ func TestDevices(t *testing.T) {
 	})
 
 	t.Run("pod b: its own devices, none shared", func(t *testing.T) {
-		g0, _ := kubelet.calls()
+		g0, _ := kubelet.Calls()
 		e.mustAdd(b)
-		if g, l := kubelet.calls(); g != g0+1 || l != 0 {
+		if g, l := kubelet.Calls(); g != g0+1 || l != 0 {
 			t.Errorf("kubelet Get×%d List×%d for pod b's ADD, want one Get", g-g0, l)
 		}
 		links := e.links(b)

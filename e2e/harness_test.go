@@ -21,6 +21,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/testutils"
 
 	"github.com/plexus-cni/plexus/e2e/kubeharness"
+	"github.com/plexus-cni/plexus/internal/testutil"
 )
 
 var (
@@ -53,12 +54,7 @@ func repoRoot() string {
 // binaries the test execs are missing.
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("privileged end-to-end test: skipped with -short")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: real network namespaces")
-	}
+	testutil.RequireRoot(t)
 	for _, b := range needsBuild {
 		if _, err := os.Stat(b); err != nil {
 			t.Fatalf("%s missing: run `make build plugins testbins` first", b)

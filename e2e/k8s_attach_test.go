@@ -9,6 +9,8 @@ import (
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/plexus-cni/plexus/internal/testutil"
 )
 
 // NADs and pods from a real API server: both annotation forms attach, and
@@ -90,7 +92,7 @@ func TestK8sNADUpdatedAndDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 	second := e.createPod(k.ns, "second", map[string]string{nadv1.NetworkAttachmentAnnot: "mv1"})
-	waitFor(t, "NAD update reaches the daemon", func() bool {
+	testutil.Eventually(t, 10*time.Second, "NAD update reaches the daemon", func() bool {
 		r := e.add(second)
 		if r.err != nil {
 			t.Fatalf("ADD second: %s", r)
@@ -106,7 +108,7 @@ func TestK8sNADUpdatedAndDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 	third := e.createPod(k.ns, "third", map[string]string{nadv1.NetworkAttachmentAnnot: "mv1"})
-	waitFor(t, "NAD deletion reaches the daemon", func() bool {
+	testutil.Eventually(t, 10*time.Second, "NAD deletion reaches the daemon", func() bool {
 		r := e.add(third)
 		if r.err == nil {
 			e.mustDel(third)
@@ -232,18 +234,6 @@ func TestK8sRuntimePodAnnotations(t *testing.T) {
 	}
 	e.mustDel(p)
 	e.assertClean()
-}
-
-func waitFor(t *testing.T, what string, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if f() {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out: %s", what)
 }
 
 // The pod's v1.multus-cni.io/default-network annotation replaces the

@@ -11,6 +11,8 @@ import (
 
 	"github.com/containernetworking/plugins/pkg/testutils"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/plexus-cni/plexus/internal/testutil"
 )
 
 // A pod deleted from the API while its ADD runs, again and again: the ADD
@@ -39,7 +41,7 @@ func TestK8sPodDeletedDuringAdd(t *testing.T) {
 			ok++
 		}
 		e.mustDel(p)
-		waitFor(t, "pod gone", func() bool {
+		testutil.Eventually(t, 10*time.Second, "pod gone", func() bool {
 			_, err := k.kube.CoreV1().Pods(k.ns).Get(context.Background(), "racy", metav1.GetOptions{})
 			return err != nil
 		})
@@ -94,7 +96,7 @@ func TestK8sPodRecreatedManyTimes(t *testing.T) {
 		if err := k.kube.CoreV1().Pods(k.ns).Delete(context.Background(), "sts-0", metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "pod gone", func() bool {
+		testutil.Eventually(t, 10*time.Second, "pod gone", func() bool {
 			_, err := k.kube.CoreV1().Pods(k.ns).Get(context.Background(), "sts-0", metav1.GetOptions{})
 			return err != nil
 		})

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/plexus-cni/plexus/e2e/kubeharness"
+	"github.com/plexus-cni/plexus/internal/testutil"
 )
 
 const (
@@ -83,7 +84,7 @@ func TestK8sNodeScopePolicy(t *testing.T) {
 		if _, err := c.Kubectl(context.Background(), "delete", "--ignore-not-found", "-f", policy); err != nil {
 			t.Error(err)
 		}
-		if !eventually(func() bool { return patchNetworkStatus(unbound, podA) == nil }) {
+		if !testutil.Within(10*time.Second, func() bool { return patchNetworkStatus(unbound, podA) == nil }) {
 			t.Errorf("node-scope policy still enforced 10s after its deletion: %v", patchNetworkStatus(unbound, podA))
 		}
 	})
@@ -93,7 +94,7 @@ func TestK8sNodeScopePolicy(t *testing.T) {
 	// The policy takes effect once the API server's policy informer has
 	// seen it and its binding.
 	var errB error
-	if !eventually(func() bool { errB = patchNetworkStatus(bound, podB); return errB != nil }) {
+	if !testutil.Within(10*time.Second, func() bool { errB = patchNetworkStatus(bound, podB); return errB != nil }) {
 		t.Fatalf("node-scope policy not enforced 10s after it was applied: node A may still patch a pod on node B")
 	}
 	wantPolicyDenial(t, "patch from node A of a pod on node B", errB, nodeA, nodeB, ns+"/on-b")
@@ -186,17 +187,6 @@ func plexusClient(t *testing.T, c *kubeharness.Cluster, admin kubernetes.Interfa
 func patchNetworkStatus(kube kubernetes.Interface, p *corev1.Pod) error {
 	_, err := kube.CoreV1().Pods(p.Namespace).Patch(context.Background(), p.Name, types.MergePatchType, []byte(statusUpdate), metav1.PatchOptions{}, "status")
 	return err
-}
-
-// eventually polls cond for up to 10 s: admission policies reach the
-// admission chain through an informer, a moment after the API has them.
-func eventually(cond func() bool) bool {
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			return false
-		}
-	}
-	return true
 }
 
 func wantPolicyDenial(t *testing.T, what string, err error, mentions ...string) {

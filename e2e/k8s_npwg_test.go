@@ -13,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	podresourcesv1 "k8s.io/kubelet/pkg/apis/podresources/v1"
+
+	"github.com/plexus-cni/plexus/internal/testutil"
 )
 
 // default-route with the pod and NADs from the API server: the default
@@ -55,8 +57,8 @@ func TestK8sDevices(t *testing.T) {
 	ns := "plexus-dev-" + rand.String(6)
 	pr := vfPod("vf", []string{"vf-k1"})
 	pr.Namespace = ns
-	kubelet := &fakeKubelet{pods: []*podresourcesv1.PodResources{pr}}
-	sock := startFakeKubelet(t, kubelet)
+	kubelet := &testutil.FakeKubelet{Pods: []*podresourcesv1.PodResources{pr}}
+	sock := kubelet.Serve(t)
 	e := newEnv(t, withKube(t, func(k *kubeEnv) { k.ns = ns }), withConfig("podResourcesSocket", sock), withConfig("deviceInfoDir", devInfoDir))
 	k := e.kube
 	e.hostIP("link", "add", "vf-k1", "link", "plexus-demo0", "type", "macvlan", "mode", "bridge")

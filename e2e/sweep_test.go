@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/testutils"
+
+	"github.com/plexus-cni/plexus/internal/testutil"
 )
 
 // The orphan sweep tears down exactly the sandboxes whose netns and pod are
@@ -35,7 +37,7 @@ func TestOrphanSweep(t *testing.T) {
 		removeNetns(t, pods[n])
 	}
 	record := func(p *pod) string { return filepath.Join(e.cniDir, "attachments", p.containerID+".json") }
-	waitFor(t, "orphans swept", func() bool {
+	testutil.Eventually(t, 10*time.Second, "orphans swept", func() bool {
 		_, err1 := os.Stat(record(pods["orphan"]))
 		_, err2 := os.Stat(record(pods["orphancorrupt"]))
 		return os.IsNotExist(err1) && os.IsNotExist(err2)
@@ -129,7 +131,7 @@ func TestOrphanSweepScale(t *testing.T) {
 	e.writeDaemonConfig("cluster-net")
 	start := time.Now()
 	e.startDaemon()
-	waitFor(t, "sweep", func() bool { return e.logHas("orphan sweep done") })
+	testutil.Eventually(t, 10*time.Second, "sweep", func() bool { return e.logHas("orphan sweep done") })
 	t.Logf("sweep of %d stale + 2 live records: daemon log says %s (start to done %s)", n, e.sweepLine(), time.Since(start).Round(time.Millisecond))
 	recs := files(filepath.Join(e.cniDir, "attachments"))
 	if len(recs) != 2 {

@@ -31,6 +31,8 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
+
+	"github.com/plexus-cni/plexus/internal/testutil"
 )
 
 // Cluster is a running etcd + kube-apiserver.
@@ -89,7 +91,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	if err := c.writePKI(); err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(3)
+	ports, err := testutil.FreePorts(3)
 	if err != nil {
 		return nil, err
 	}
@@ -327,25 +329,6 @@ func (c *Cluster) writePKI() error {
 	}
 	c.CAFile = filepath.Join(dir, "ca.crt")
 	return nil
-}
-
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 func randomToken() string {

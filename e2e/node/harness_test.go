@@ -29,6 +29,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/plexus-cni/plexus/e2e/kubeharness"
+	"github.com/plexus-cni/plexus/internal/testutil"
 )
 
 // Fixed names: one run at a time per machine (a lock file enforces it), so
@@ -210,7 +211,7 @@ func (n *Node) startControlPlane(ctx context.Context) error {
 	cfg := c.RESTConfig()
 	n.Kube = kubernetes.NewForConfigOrDie(cfg)
 	n.NADs = nadclient.NewForConfigOrDie(cfg)
-	ports, err := freePorts(2)
+	ports, err := testutil.FreePorts(2)
 	if err != nil {
 		return err
 	}
@@ -232,7 +233,7 @@ func (n *Node) startControlPlane(ctx context.Context) error {
 	}
 	// The ServiceAccount admission plugin needs sa/default in a namespace
 	// before a pod can be created there.
-	return waitFor(ctx, 60*time.Second, func() (bool, string) {
+	return testutil.WaitFor(ctx, 60*time.Second, func() (bool, string) {
 		_, err := n.Kube.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, fmt.Sprintf("sa/default: %v", err)
 	})
@@ -299,7 +300,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 }
 
 func (n *Node) kubeletConfig() (string, error) {
-	ports, err := freePorts(2)
+	ports, err := testutil.FreePorts(2)
 	if err != nil {
 		return "", err
 	}
@@ -384,7 +385,7 @@ func (n *Node) startNode(ctx context.Context) error {
 	if err := n.spawn("containerd", "/usr/bin/containerd", "--config", cfgPath); err != nil {
 		return err
 	}
-	if err := waitFor(ctx, 30*time.Second, func() (bool, string) {
+	if err := testutil.WaitFor(ctx, 30*time.Second, func() (bool, string) {
 		_, err := os.Stat(n.ctrdSock())
 		return err == nil, "containerd socket"
 	}); err != nil {
@@ -423,7 +424,7 @@ func (n *Node) startNode(ctx context.Context) error {
 		"--root-dir", n.p("kubelet"), "--hostname-override", nodeName, "--v=1"); err != nil {
 		return err
 	}
-	return waitFor(ctx, 90*time.Second, func() (bool, string) {
+	return testutil.WaitFor(ctx, 90*time.Second, func() (bool, string) {
 		node, err := n.Kube.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error()
@@ -893,54 +894,6 @@ func copyFile(src, dst string, mode os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp, dst)
-}
-
-func freePorts(k int) ([]int, error) {
-	// Delegated to the kernel: bind :0 on loopback, read the port, close.
-	var ports []int
-	var fds []int
-	defer func() {
-		for _, fd := range fds {
-			unix.Close(fd)
-		}
-	}()
-	for i := 0; i < k; i++ {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
-		if err != nil {
-			return nil, err
-		}
-		fds = append(fds, fd)
-		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-			return nil, err
-		}
-		sa, err := unix.Getsockname(fd)
-		if err != nil {
-			return nil, err
-		}
-		ports = append(ports, sa.(*unix.SockaddrInet4).Port)
-	}
-	return ports, nil
-}
-
-// waitFor polls f every 200ms until it is true or timeout passes.
-func waitFor(ctx context.Context, timeout time.Duration, f func() (bool, string)) error {
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for {
-		ok, msg := f()
-		if ok {
-			return nil
-		}
-		last = msg
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out after %s: %s", timeout, last)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w: %s", ctx.Err(), last)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }
 
 // Kubectl runs kubectl as admin; stdin may be nil.

@@ -14,6 +14,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/plexus-cni/plexus/internal/testutil"
 )
 
 // testDaemonRestart: the plexusd pod is deleted while pods are being
@@ -91,7 +93,7 @@ func testConfigRestored(t *testing.T, n *Node) {
 	if err := os.Remove(n.generatedPath()); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitFor(ctx, 60*time.Second, func() (bool, string) {
+	if err := testutil.WaitFor(ctx, 60*time.Second, func() (bool, string) {
 		got, err := os.ReadFile(n.generatedPath())
 		return err == nil && string(got) == string(want), fmt.Sprint(err)
 	}); err != nil {
@@ -99,7 +101,7 @@ func testConfigRestored(t *testing.T, n *Node) {
 	}
 	t.Logf("restored %s after removal", time.Since(removed).Round(time.Millisecond))
 	var found string
-	if err := waitFor(ctx, 60*time.Second, func() (bool, string) {
+	if err := testutil.WaitFor(ctx, 60*time.Second, func() (bool, string) {
 		evs, err := n.Kube.CoreV1().Events("").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=Node,reason=CNIConfigRestored"})
 		if err != nil {
 			return false, err.Error()
@@ -279,7 +281,7 @@ func testUninstall(t *testing.T, n *Node) {
 			}
 		}
 	}
-	if err := waitFor(ctx, 3*time.Minute, func() (bool, string) {
+	if err := testutil.WaitFor(ctx, 3*time.Minute, func() (bool, string) {
 		nss, err := n.Kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err.Error()
@@ -310,7 +312,7 @@ func testUninstall(t *testing.T, n *Node) {
 	if _, err := n.Kubectl(ctx, nil, "delete", "-f", n.deployFile("daemonset.yaml"), "--wait=true", "--timeout=2m"); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitFor(ctx, 2*time.Minute, func() (bool, string) {
+	if err := testutil.WaitFor(ctx, 2*time.Minute, func() (bool, string) {
 		_, err := n.plexusPod(ctx)
 		return err != nil && strings.HasPrefix(err.Error(), "0 live"), fmt.Sprint(err)
 	}); err != nil {
@@ -323,7 +325,7 @@ func testUninstall(t *testing.T, n *Node) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := waitFor(ctx, 90*time.Second, func() (bool, string) {
+	if err := testutil.WaitFor(ctx, 90*time.Second, func() (bool, string) {
 		p, err = n.Kube.CoreV1().Pods("kube-system").Get(ctx, p.Name, metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error()

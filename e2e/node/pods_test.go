@@ -21,6 +21,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/plexus-cni/plexus/internal/testutil"
 )
 
 const (
@@ -37,7 +39,7 @@ func (n *Node) Namespace(t *testing.T, name string) string {
 	if _, err := n.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("namespace %s: %v", name, err)
 	}
-	if err := waitFor(ctx, 60*time.Second, func() (bool, string) {
+	if err := testutil.WaitFor(ctx, 60*time.Second, func() (bool, string) {
 		_, err := n.Kube.CoreV1().ServiceAccounts(name).Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, fmt.Sprint(err)
 	}); err != nil {
@@ -97,7 +99,7 @@ func (n *Node) WaitRunning(t *testing.T, ns, name string, timeout time.Duration)
 	t.Helper()
 	ctx := context.Background()
 	var pod *corev1.Pod
-	err := waitFor(ctx, timeout, func() (bool, string) {
+	err := testutil.WaitFor(ctx, timeout, func() (bool, string) {
 		p, err := n.Kube.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error()
@@ -140,7 +142,7 @@ func (n *Node) DeletePod(t *testing.T, ns, name string) {
 	if err := n.Kube.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		t.Fatalf("delete pod %s/%s: %v", ns, name, err)
 	}
-	if err := waitFor(ctx, 90*time.Second, func() (bool, string) {
+	if err := testutil.WaitFor(ctx, 90*time.Second, func() (bool, string) {
 		_, err := n.Kube.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 		return apierrors.IsNotFound(err), fmt.Sprint(err)
 	}); err != nil {

@@ -4,20 +4,22 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"os"
 	"path/filepath"
-	"sigs.k8s.io/yaml"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/plexus-cni/plexus/internal/testutil"
 )
 
 // rounds is how often each startup measurement is repeated
@@ -63,7 +65,7 @@ func (n *Node) deploy20(t *testing.T, ns, name, what, networks string) ([]time.D
 	defer w.Stop()
 	start := time.Now()
 	n.Deployment(t, ns, name, replicas, networks)
-	if err := waitFor(context.Background(), 5*time.Minute, func() (bool, string) {
+	if err := testutil.WaitFor(context.Background(), 5*time.Minute, func() (bool, string) {
 		return w.Running() >= replicas, fmt.Sprintf("%d/%d Running", w.Running(), replicas)
 	}); err != nil {
 		t.Fatalf("%s: %v", what, err)
@@ -84,7 +86,7 @@ func (n *Node) deleteDeployment(t *testing.T, ns, name string) {
 	if err := n.Kube.AppsV1().Deployments(ns).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &fg}); err != nil && !apierrors.IsNotFound(err) {
 		t.Fatalf("delete deployment: %v", err)
 	}
-	if err := waitFor(ctx, 3*time.Minute, func() (bool, string) {
+	if err := testutil.WaitFor(ctx, 3*time.Minute, func() (bool, string) {
 		pods, err := n.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + name})
 		if err != nil {
 			return false, err.Error()
@@ -247,7 +249,7 @@ func (n *Node) waitPlexusReady(t *testing.T, notUID string, timeout time.Duratio
 	t.Helper()
 	ctx := context.Background()
 	var pod *corev1.Pod
-	if err := waitFor(ctx, timeout, func() (bool, string) {
+	if err := testutil.WaitFor(ctx, timeout, func() (bool, string) {
 		p, err := n.plexusPod(ctx)
 		if err != nil {
 			return false, err.Error()
@@ -266,7 +268,7 @@ func (n *Node) generatedPath() string { return filepath.Join(n.confDir(), "00-pl
 func (n *Node) waitRuntimeUses(t *testing.T, network string) {
 	t.Helper()
 	ctx := context.Background()
-	if err := waitFor(ctx, 30*time.Second, func() (bool, string) {
+	if err := testutil.WaitFor(ctx, 30*time.Second, func() (bool, string) {
 		st, err := n.CRI.Status(ctx, &runtimeapi.StatusRequest{Verbose: true})
 		if err != nil {
 			return false, err.Error()
@@ -317,7 +319,7 @@ func testDeployPlexus(t *testing.T, n *Node) {
 	start := time.Now()
 	pod := n.waitPlexusReady(t, "", 2*time.Minute)
 	t.Logf("plexusd pod %s Ready %s after the DaemonSet was applied", pod.Name, time.Since(start).Round(time.Millisecond))
-	if err := waitFor(ctx, 30*time.Second, func() (bool, string) {
+	if err := testutil.WaitFor(ctx, 30*time.Second, func() (bool, string) {
 		return fileExists(n.generatedPath()), "no " + n.generatedPath()
 	}); err != nil {
 		t.Fatal(err)
@@ -466,7 +468,7 @@ func testStaticPodWithNetworks(t *testing.T, n *Node) {
 	if err := os.Remove(manifest); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitFor(ctx, 90*time.Second, func() (bool, string) {
+	if err := testutil.WaitFor(ctx, 90*time.Second, func() (bool, string) {
 		_, err := n.Kube.CoreV1().Pods(ns).Get(ctx, mirror, metav1.GetOptions{})
 		return apierrors.IsNotFound(err), fmt.Sprint(err)
 	}); err != nil {
@@ -528,7 +530,7 @@ func (n *Node) checkGone(t *testing.T, sbs map[string]Sandbox, portsBefore int) 
 	t.Helper()
 	start := time.Now()
 	var left []string
-	err := waitFor(context.Background(), 90*time.Second, func() (bool, string) {
+	err := testutil.WaitFor(context.Background(), 90*time.Second, func() (bool, string) {
 		left = n.leftovers(sbs, portsBefore)
 		return len(left) == 0, fmt.Sprintf("%d leftovers", len(left))
 	})

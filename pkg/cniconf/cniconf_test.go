@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/plexus-cni/plexus/internal/testutil"
 )
 
 type events struct {
@@ -50,18 +52,6 @@ func start(t *testing.T, opts Options) (*Manager, *events) {
 	go func() { _ = m.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return m, ev
-}
-
-func eventually(t *testing.T, what string, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if f() {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
 }
 
 func write(t *testing.T, path, data string) {
@@ -129,7 +119,7 @@ func TestManagerLifecycle(t *testing.T) {
 		t.Error("ready before the file is written")
 	}
 	write(t, ready, "")
-	eventually(t, "the file", func() bool { _, err := os.Stat(ours); return err == nil && m.Ready() == nil })
+	testutil.Eventually(t, 5*time.Second, "the file", func() bool { _, err := os.Stat(ours); return err == nil && m.Ready() == nil })
 	if m.PrimaryPath() != filepath.Join(dir, "10-calico.conflist") {
 		t.Errorf("primary %q", m.PrimaryPath())
 	}
@@ -138,7 +128,7 @@ func TestManagerLifecycle(t *testing.T) {
 	if err := os.Remove(ours); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "restore after removal", func() bool { b, err := os.ReadFile(ours); return err == nil && string(b) == string(orig) })
+	testutil.Eventually(t, 5*time.Second, "restore after removal", func() bool { b, err := os.ReadFile(ours); return err == nil && string(b) == string(orig) })
 	if !ev.has("Warning CNIConfigRestored") {
 		t.Errorf("no Warning event for the removal: %v", ev.got)
 	}
@@ -146,13 +136,13 @@ func TestManagerLifecycle(t *testing.T) {
 	if err := os.Rename(ours, filepath.Join(dir, FileName+".cilium_bak")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "restore after rename", func() bool { b, err := os.ReadFile(ours); return err == nil && string(b) == string(orig) })
+	testutil.Eventually(t, 5*time.Second, "restore after rename", func() bool { b, err := os.ReadFile(ours); return err == nil && string(b) == string(orig) })
 
 	write(t, ours, `{"cniVersion":"0.4.0","name":"hijack","plugins":[{"type":"bridge"}]}`)
-	eventually(t, "restore after edit", func() bool { b, _ := os.ReadFile(ours); return string(b) == string(orig) })
+	testutil.Eventually(t, 5*time.Second, "restore after edit", func() bool { b, _ := os.ReadFile(ours); return string(b) == string(orig) })
 
 	write(t, filepath.Join(dir, "10-calico.conflist"), strings.Replace(calico, `"0.4.0"`, `"1.0.0"`, 1))
-	eventually(t, "regeneration", func() bool { b, _ := os.ReadFile(ours); return strings.Contains(string(b), `"1.0.0"`) })
+	testutil.Eventually(t, 5*time.Second, "regeneration", func() bool { b, _ := os.ReadFile(ours); return strings.Contains(string(b), `"1.0.0"`) })
 	if !ev.has("Normal CNIConfigRegenerated") {
 		t.Errorf("no event for the regeneration: %v", ev.got)
 	}

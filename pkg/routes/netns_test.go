@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -16,18 +15,9 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/plexus-cni/plexus/internal/testutil"
 	"github.com/plexus-cni/plexus/pkg/delegate"
 )
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("privileged test: skipped with -short")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: real network namespaces")
-	}
-}
 
 // podNS builds a throwaway pod netns with one veth per name (the peer
 // stays in the netns), each up with its address.
@@ -149,7 +139,7 @@ func defaults(t *testing.T, pod ns.NetNS) []string {
 // policy and stays. CHECK passes, then fails once the route is gone or
 // doubled.
 func TestFixerRealNetns(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	pod := podNS(t, map[string]string{
 		"eth0": "10.88.0.5/16", "net1": "192.168.10.5/24", "net2": "fd00:10::5/64", "net3": "fd00:20::5/64",
 	})
@@ -219,7 +209,7 @@ func TestFixerRealNetns(t *testing.T) {
 // A gateway outside every subnet cannot be installed: the ADD fails with
 // an error naming the interface, family and netns.
 func TestFixerUnreachableGateway(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	pod := podNS(t, map[string]string{"net1": "192.168.10.5/24"})
 	out := []delegate.Outcome{{Spec: delegate.Spec{Network: "ns/v4", IfName: "net1", DefaultRoute: []string{"172.16.0.1"}}}}
 	_, err := New(nil).Apply(context.Background(), delegate.Target{Netns: pod.Path()}, out)

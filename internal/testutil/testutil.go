@@ -1,0 +1,81 @@
+// Package testutil holds the helpers the tests of several packages share,
+// each once: the root gate, polling, free loopback ports, and a fake
+// kubelet PodResources server. Only tests import it.
+package testutil
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"testing"
+	"time"
+)
+
+// RequireRoot skips t without root, or under -short.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("privileged test: skipped with -short")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: real network namespaces")
+	}
+}
+
+// pollInterval paces WaitFor.
+const pollInterval = 50 * time.Millisecond
+
+// WaitFor polls f until it reports true, timeout passes (the error
+// carries f's last message) or ctx ends.
+func WaitFor(ctx context.Context, timeout time.Duration, f func() (bool, string)) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, msg := f()
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %s: %s", timeout, msg)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %s", ctx.Err(), msg)
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
+// Within reports whether f becomes true within timeout.
+func Within(timeout time.Duration, f func() bool) bool {
+	return WaitFor(context.Background(), timeout, func() (bool, string) { return f(), "" }) == nil
+}
+
+// Eventually fails t unless f becomes true within timeout.
+func Eventually(t testing.TB, timeout time.Duration, what string, f func() bool) {
+	t.Helper()
+	if !Within(timeout, f) {
+		t.Fatalf("timed out after %s waiting for %s", timeout, what)
+	}
+}
+
+// FreePorts returns n TCP ports on 127.0.0.1 that were free a moment ago
+// (the kernel picks them; they are released before returning).
+func FreePorts(n int) ([]int, error) {
+	var ports []int
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
