@@ -84,7 +84,7 @@ func newBench(o options) (*bench, error) {
 		{"link", "set", parent, "up"}, {"link", "set", parent + "p", "up"},
 	} {
 		if out, err := exec.Command("ip", c...).CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("ip %v: %v: %s", c, err, out)
+			return nil, fmt.Errorf("ip %v: %w: %s", c, err, out)
 		}
 	}
 	for i := 0; i < 4; i++ {
@@ -340,7 +340,7 @@ func (b *bench) shimOp(d *daemonProc, command string, s *sandbox) error {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("plexus %s %s: %v: %s", command, s.pod.name, err, out.String())
+		return fmt.Errorf("plexus %s %s: %w: %s", command, s.pod.name, err, out.String())
 	}
 	return nil
 }

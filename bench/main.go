@@ -65,9 +65,9 @@ func run(o options) error {
 	if os.Getenv(insideEnv) == "" {
 		name := fmt.Sprintf("plexus-bench-%d", os.Getpid())
 		if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-			return fmt.Errorf("ip netns add: %v: %s", err, out)
+			return fmt.Errorf("ip netns add: %w: %s", err, out)
 		}
-		defer exec.Command("ip", "netns", "del", name).Run()
+		defer func() { _ = exec.Command("ip", "netns", "del", name).Run() }()
 		self, err := os.Executable()
 		if err != nil {
 			return err

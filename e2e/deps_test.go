@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -11,7 +9,10 @@ import (
 // The dependency rules of the package layout, checked with go list -deps so
 // they cannot rot (STYLE.md §1).
 func TestDependencyRules(t *testing.T) {
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = "/usr/local/go/bin/go"
+	}
 	deps := func(pkg string) []string {
 		t.Helper()
 		cmd := exec.Command(goBin, "list", "-deps", pkg)

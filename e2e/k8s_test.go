@@ -81,6 +81,7 @@ type kubeEnv struct {
 type kubeOpt func(*kubeEnv)
 
 func withKube(t *testing.T, opts ...kubeOpt) envOpt {
+	t.Helper()
 	c := cluster(t)
 	cfg := c.RESTConfig()
 	k := &kubeEnv{c: c, kube: kubernetes.NewForConfigOrDie(cfg), nads: nadclient.NewForConfigOrDie(cfg),

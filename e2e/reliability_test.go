@@ -16,7 +16,7 @@ import (
 func TestTypoPluginDoesNotBlockDel(t *testing.T) {
 	e := newEnv(t)
 	typo := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"typo","type":"macvlann","master":"plexus-demo0","ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":"192.168.30.0/24"}]]}}`, e.ipamDir)
-	ipamTypo := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"ipamtypo","type":"macvlan","master":"plexus-demo0","ipam":{"type":"host-locall"}}`)
+	ipamTypo := `{"cniVersion":"1.0.0","name":"ipamtypo","type":"macvlan","master":"plexus-demo0","ipam":{"type":"host-locall"}}`
 	e.writeManifest("nads.yaml", nadManifest("default", "typo", typo)+"---\n"+nadManifest("default", "ipamtypo", ipamTypo))
 	e.writeManifest("pods.yaml", podManifest("default", "a", "typo")+"---\n"+podManifest("default", "b", "ipamtypo")+"---\n"+podManifest("default", "c", "typo"))
 	for _, name := range []string{"a", "b"} {

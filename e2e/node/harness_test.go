@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -354,11 +353,11 @@ func (n *Node) startNode(ctx context.Context) error {
 	}
 	// The macvlan parents: a veth pair (this kernel has no dummy links).
 	if out, err := exec.Command("ip", "link", "add", parentA, "type", "veth", "peer", "name", parentB).CombinedOutput(); err != nil {
-		return fmt.Errorf("veth pair: %v: %s", err, out)
+		return fmt.Errorf("veth pair: %w: %s", err, out)
 	}
 	for _, l := range []string{parentA, parentB} {
 		if out, err := exec.Command("ip", "link", "set", l, "up").CombinedOutput(); err != nil {
-			return fmt.Errorf("link up %s: %v: %s", l, err, out)
+			return fmt.Errorf("link up %s: %w: %s", l, err, out)
 		}
 	}
 	for _, p := range cniPlugins {
@@ -444,7 +443,7 @@ func (n *Node) buildPause(ctx context.Context) error {
 	cmd := exec.CommandContext(ctx, goBin(), "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "./e2e/node/pause")
 	cmd.Dir, cmd.Env = n.Repo, append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build pause: %v: %s", err, out)
+		return fmt.Errorf("build pause: %w: %s", err, out)
 	}
 	return n.BuildImage(ctx, n.p("images", "pause.tar"), pauseImage, "/pause", "65535:65535", nil, bin+":/pause")
 }
@@ -467,7 +466,7 @@ func (n *Node) BuildImage(ctx context.Context, out, name, entrypoint, user strin
 	cmd := exec.CommandContext(ctx, goBin(), args...)
 	cmd.Dir = n.Repo
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("ociimage: %v: %s", err, out)
+		return fmt.Errorf("ociimage: %w: %s", err, out)
 	}
 	return nil
 }
@@ -476,16 +475,16 @@ func (n *Node) BuildImage(ctx context.Context, out, name, entrypoint, user strin
 func (n *Node) ImportImage(ctx context.Context, tarball string) error {
 	out, err := exec.CommandContext(ctx, "ctr", "--address", n.ctrdSock(), "-n", "k8s.io", "images", "import", tarball).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("ctr import %s: %v: %s", tarball, err, out)
+		return fmt.Errorf("ctr import %s: %w: %s", tarball, err, out)
 	}
 	return nil
 }
 
 func goBin() string {
-	if g := filepath.Join(runtime.GOROOT(), "bin", "go"); fileExists(g) {
+	if g, err := exec.LookPath("go"); err == nil {
 		return g
 	}
-	return "go"
+	return "/usr/local/go/bin/go"
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
@@ -705,7 +704,7 @@ func (n *Node) teardownHost(leftovers bool) error {
 	for _, l := range []string{bridgeName, parentA, parentB} {
 		if _, err := os.Stat("/sys/class/net/" + l); err == nil {
 			if out, err := exec.Command("ip", "link", "del", l).CombinedOutput(); err != nil {
-				errs = append(errs, fmt.Errorf("ip link del %s: %v: %s", l, err, out))
+				errs = append(errs, fmt.Errorf("ip link del %s: %w: %s", l, err, out))
 			}
 		}
 	}

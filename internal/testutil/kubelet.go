@@ -63,17 +63,17 @@ func (f *FakeKubelet) Calls() (gets, lists int32) { return f.gets.Load(), f.list
 
 // Serve starts f on a unix socket in a temp dir, stopped at t's cleanup,
 // and returns the socket's path.
-func (f *FakeKubelet) Serve(t testing.TB) string {
-	t.Helper()
-	sock := filepath.Join(t.TempDir(), "kubelet.sock")
+func (f *FakeKubelet) Serve(tb testing.TB) string {
+	tb.Helper()
+	sock := filepath.Join(tb.TempDir(), "kubelet.sock")
 	lis, err := net.Listen("unix", sock)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	srv := grpc.NewServer()
 	podresourcesv1.RegisterPodResourcesListerServer(srv, f)
 	go func() { _ = srv.Serve(lis) }() // returns when Stop closes the listener
-	t.Cleanup(srv.Stop)
+	tb.Cleanup(srv.Stop)
 	return sock
 }
 

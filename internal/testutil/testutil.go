@@ -13,13 +13,13 @@ import (
 )
 
 // RequireRoot skips t without root, or under -short.
-func RequireRoot(t testing.TB) {
-	t.Helper()
+func RequireRoot(tb testing.TB) {
+	tb.Helper()
 	if testing.Short() {
-		t.Skip("privileged test: skipped with -short")
+		tb.Skip("privileged test: skipped with -short")
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: real network namespaces")
+		tb.Skip("needs root: real network namespaces")
 	}
 }
 
@@ -52,10 +52,10 @@ func Within(timeout time.Duration, f func() bool) bool {
 }
 
 // Eventually fails t unless f becomes true within timeout.
-func Eventually(t testing.TB, timeout time.Duration, what string, f func() bool) {
-	t.Helper()
+func Eventually(tb testing.TB, timeout time.Duration, what string, f func() bool) {
+	tb.Helper()
 	if !Within(timeout, f) {
-		t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		tb.Fatalf("timed out after %s waiting for %s", timeout, what)
 	}
 }
 

@@ -31,7 +31,7 @@ func keyErrors(t *testing.T, err error) []*KeyError {
 			out = append(out, ke)
 			return
 		}
-		if j, ok := e.(interface{ Unwrap() []error }); ok { //nolint:errorlint // ditto
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
 			for _, c := range j.Unwrap() {
 				walk(c)
 			}

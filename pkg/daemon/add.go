@@ -32,7 +32,6 @@ type addOp struct {
 	specs    []delegate.Spec
 	rec      *store.Record
 	outcomes []delegate.Outcome
-	status   []byte
 	result   []byte
 	undos    []undo
 }

@@ -415,8 +415,8 @@ func TestGCExclusiveWithAdd(t *testing.T) {
 		gcDone <- err
 	}()
 	select {
-	case <-gcDone:
-		t.Fatal("GC ran while an ADD was in flight")
+	case err := <-gcDone:
+		t.Fatalf("GC ran while an ADD was in flight (%v)", err)
 	case <-time.After(50 * time.Millisecond):
 	}
 	close(w.exec.block)

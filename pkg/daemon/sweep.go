@@ -65,7 +65,6 @@ func (s *Sweeper) Sweep(ctx context.Context) SweepResult {
 		return res
 	}
 	res.Records = len(ids)
-	var removed []string
 	for _, id := range ids {
 		if ctx.Err() != nil {
 			break
@@ -80,7 +79,6 @@ func (s *Sweeper) Sweep(ctx context.Context) SweepResult {
 			continue
 		}
 		res.Removed++
-		removed = append(removed, id)
 		s.log.Info("orphan sweep: tore down a sandbox that is gone", "container", id, "why", why)
 	}
 	res.Elapsed = time.Since(start)

@@ -57,7 +57,7 @@ func TestPluginErrorUnwrap(t *testing.T) {
 			if !errors.Is(err, tt.err) {
 				t.Fatalf("errors.Is(%v, %v) = false", err, tt.err)
 			}
-			if errors.Unwrap(err) != tt.err {
+			if errors.Unwrap(err) != tt.err { //nolint:errorlint // Unwrap must return exactly the wrapped error
 				t.Fatalf("Unwrap = %v, want %v", errors.Unwrap(err), tt.err)
 			}
 			var pe *PluginError

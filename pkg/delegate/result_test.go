@@ -23,6 +23,7 @@ func cidr(t *testing.T, s string) net.IPNet {
 }
 
 func defaultResult100(t *testing.T) *current.Result {
+	t.Helper()
 	return &current.Result{
 		CNIVersion: "1.0.0",
 		Interfaces: []*current.Interface{{Name: "eth0", Mac: "02:00:00:00:00:01", Sandbox: "/var/run/netns/x"}},

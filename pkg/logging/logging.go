@@ -26,7 +26,7 @@ func New(c config.LogConfig) (*slog.Logger, io.Closer, error) {
 
 func newLogger(c config.LogConfig, stderr io.Writer) (*slog.Logger, io.Closer, error) {
 	var (
-		out    io.Writer = stderr
+		out              = stderr
 		closer io.Closer = nopCloser{}
 	)
 	if c.File != "" {

@@ -236,7 +236,7 @@ func TestParseDefaultNetwork(t *testing.T) {
 			t.Parallel()
 			got, err := ParseDefaultNetwork(tc.value, "plexus-system")
 			if tc.fragments != nil || tc.field != "" {
-				wantSelErr(t, err, tc.field, tc.fragments...)
+				_ = wantSelErr(t, err, tc.field, tc.fragments...)
 				return
 			}
 			if err != nil {

@@ -121,7 +121,7 @@ func TestNormalizeConfListErrors(t *testing.T) {
 			if err == nil {
 				t.Fatalf("NormalizeConfList = %s, want error", got)
 			}
-			wantSelErr(t, err, tc.field, tc.fragments...)
+			_ = wantSelErr(t, err, tc.field, tc.fragments...)
 		})
 	}
 }
@@ -159,7 +159,7 @@ func TestLoadNADConfig(t *testing.T) {
 			t.Parallel()
 			got, err := LoadNADConfig(makeNAD("ns", tc.nadName, tc.config), "/etc/cni/net.d", tc.loader)
 			if tc.field != "" {
-				wantSelErr(t, err, tc.field, tc.fragments...)
+				_ = wantSelErr(t, err, tc.field, tc.fragments...)
 				return
 			}
 			if err != nil {

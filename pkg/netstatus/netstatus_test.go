@@ -36,6 +36,7 @@ func spec(network, ifName string, def bool, defaultRoute ...string) delegate.Spe
 // singleResult is a macvlan/ipvlan-like 1.0.0 result: one sandbox
 // interface, a dual-stack pair of IPs, DNS.
 func singleResult(t testing.TB, ifName, v4, gw4 string) *current.Result {
+	t.Helper()
 	return &current.Result{
 		CNIVersion: "1.0.0",
 		Interfaces: []*current.Interface{{Name: ifName, Mac: "02:00:00:00:00:01", Mtu: 1450, Sandbox: sandbox}},
@@ -51,6 +52,7 @@ func singleResult(t testing.TB, ifName, v4, gw4 string) *current.Result {
 // bridgeResult is what the bridge plugin returns: the bridge and the host
 // veth (no sandbox) before the container side.
 func bridgeResult(t testing.TB) *current.Result {
+	t.Helper()
 	return &current.Result{
 		CNIVersion: "1.1.0",
 		Interfaces: []*current.Interface{
@@ -69,6 +71,7 @@ func bridgeResult(t testing.TB) *current.Result {
 
 // twoSandboxResult is a plugin that creates two interfaces in the sandbox.
 func twoSandboxResult(t testing.TB) *current.Result {
+	t.Helper()
 	return &current.Result{
 		CNIVersion: "1.0.0",
 		Interfaces: []*current.Interface{
@@ -87,6 +90,7 @@ func twoSandboxResult(t testing.TB) *current.Result {
 
 // ipamOnly040 is a 0.4.0 result with interfaces of the 0.4.0 shape.
 func result040(t testing.TB) *types040.Result {
+	t.Helper()
 	return &types040.Result{
 		CNIVersion: "0.4.0",
 		Interfaces: []*types040.Interface{{Name: "net1", Mac: "02:00:00:00:04:00", Sandbox: sandbox}},
@@ -100,6 +104,7 @@ func result040(t testing.TB) *types040.Result {
 // result031NoIfaces is a 0.3.1 result with IPs but no interfaces (an
 // IPAM-style or host-device-style plugin).
 func result031NoIfaces(t testing.TB) *types040.Result {
+	t.Helper()
 	return &types040.Result{
 		CNIVersion: "0.3.1",
 		IPs: []*types040.IPConfig{

@@ -137,7 +137,7 @@ func busyError(err error) error {
 // (generic failure, CNI spec error table "100+ plugin specific").
 func ToCNIError(err error) *types.Error {
 	var te *types.Error
-	if errors.As(err, &te) && te == err {
+	if errors.As(err, &te) && te == err { //nolint:errorlint // identity: err is itself a *types.Error, unwrapped
 		return te
 	}
 	code := types.ErrInternal

@@ -145,7 +145,9 @@ func TestPeerCheckRejectsNonRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	os.Chmod(dir, 0o755)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	bin := filepath.Join(dir, "client")
 	data, err := os.ReadFile(self)
 	if err != nil {

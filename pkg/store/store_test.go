@@ -171,11 +171,13 @@ func TestFileStoreLoadMissing(t *testing.T) {
 	}{
 		{name: "dir missing", setup: func(*testing.T, string) {}},
 		{name: "dir empty", setup: func(t *testing.T, dir string) {
+			t.Helper()
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				t.Fatal(err)
 			}
 		}},
 		{name: "other record present", setup: func(t *testing.T, dir string) {
+			t.Helper()
 			if err := NewFileStore(dir).Save(sampleRecord("other")); err != nil {
 				t.Fatal(err)
 			}

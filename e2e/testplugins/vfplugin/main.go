@@ -93,7 +93,7 @@ func add(a *skel.CmdArgs) error {
 		Address string `json:"address"`
 	}
 	if err := json.Unmarshal(out, &links); err != nil || len(links) != 1 {
-		return fmt.Errorf("vfplugin: reading %s: %v: %s", a.IfName, err, out)
+		return fmt.Errorf("vfplugin: reading %s: %w: %s", a.IfName, err, out)
 	}
 	committed = true
 	return types.PrintResult(&current.Result{
