@@ -7,17 +7,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/containernetworking/cni/pkg/invoke"
-	"github.com/containernetworking/cni/pkg/version"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/plexus-cni/plexus/internal/testutil"
 	"github.com/plexus-cni/plexus/pkg/api"
 	"github.com/plexus-cni/plexus/pkg/config"
 	"github.com/plexus-cni/plexus/pkg/delegate"
@@ -28,61 +26,6 @@ import (
 // The orchestrator's unit tests: the real Multiplexer and libcni, with
 // fakes for what is outside the process (plugin execution, the pod source,
 // the record store). No root, no netns.
-
-// fakeExec plays the delegate plugins, in the style of the invoke fakes of
-// containernetworking/cni: it records "CMD ifname type" per execution and
-// fails where told. Plugin types: anything found, except "missing".
-type fakeExec struct {
-	version.PluginDecoder
-	mu     sync.Mutex
-	calls  []string
-	failOn map[string]bool // "ADD net2", "DEL net1"
-	// block, when set, holds every ADD until it is closed.
-	block chan struct{}
-}
-
-var _ invoke.Exec = (*fakeExec)(nil)
-
-func (f *fakeExec) FindInPath(plugin string, _ []string) (string, error) {
-	if plugin == "missing" {
-		return "", fmt.Errorf("failed to find plugin %q", plugin)
-	}
-	return "/fake/" + plugin, nil
-}
-
-func (f *fakeExec) ExecPlugin(_ context.Context, path string, stdin []byte, environ []string) ([]byte, error) {
-	env := map[string]string{}
-	for _, kv := range environ {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
-	}
-	cmd, ifname := env["CNI_COMMAND"], env["CNI_IFNAME"]
-	if cmd == "ADD" && f.block != nil {
-		<-f.block
-	}
-	f.mu.Lock()
-	f.calls = append(f.calls, fmt.Sprintf("%s %s %s", cmd, ifname, filepath.Base(path)))
-	fail := f.failOn[cmd+" "+ifname]
-	f.mu.Unlock()
-	if fail {
-		return nil, fmt.Errorf("fake %s %s failed", cmd, ifname)
-	}
-	if cmd != "ADD" {
-		return nil, nil
-	}
-	var conf struct {
-		CNIVersion string `json:"cniVersion"`
-	}
-	_ = json.Unmarshal(stdin, &conf)
-	n := strings.TrimPrefix(strings.TrimPrefix(ifname, "net"), "eth") // eth0 → 0, net2 → 2
-	return []byte(fmt.Sprintf(`{"cniVersion":%q,"interfaces":[{"name":%q,"sandbox":"/ns"}],"ips":[{"address":"10.0.%s.2/24","interface":0}]}`, conf.CNIVersion, ifname, n)), nil
-}
-
-func (f *fakeExec) history() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.calls...)
-}
 
 // fakeSource is the pod source: pods and NADs in maps, statuses recorded.
 type fakeSource struct {
@@ -213,7 +156,7 @@ func (nopRecorder) Event(podref.Ref, bool, string, string) {}
 type world struct {
 	t    *testing.T
 	m    *Multiplexer
-	exec *fakeExec
+	exec *testutil.FakeExec
 	src  *fakeSource
 	st   *memStore
 }
@@ -227,7 +170,7 @@ func newWorld(t *testing.T) *world {
 	src.addNAD("default", "a", "macvlan")
 	src.addNAD("default", "b", "macvlan")
 	src.addNAD("default", "typo", "missing")
-	ex := &fakeExec{failOn: map[string]bool{}}
+	ex := testutil.NewFakeExec()
 	inv := delegate.NewInvoker(nil, t.TempDir(), ex)
 	w := &world{t: t, exec: ex, src: src, st: newMemStore()}
 	w.m = NewMultiplexer(cfg, src, w.st, inv, nopRecorder{}, nil, nil)
@@ -250,12 +193,10 @@ func (w *world) do(cmd api.Command, name string) ([]byte, error) {
 
 func (w *world) wantCalls(want ...string) {
 	w.t.Helper()
-	if got := w.exec.history(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+	if got := w.exec.History(); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		w.t.Errorf("plugin calls:\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 	}
-	w.exec.mu.Lock()
-	w.exec.calls = nil
-	w.exec.mu.Unlock()
+	w.exec.Reset()
 }
 
 func (w *world) wantRecord(name string, want bool) {
@@ -302,8 +243,8 @@ func TestAddRollbackAtEachStep(t *testing.T) {
 		cleared int
 	}{
 		{"save plan", func(w *world) { w.st.failSave = true }, nil, 0},
-		{"first delegate", func(w *world) { w.exec.failOn["ADD eth0"] = true }, []string{"ADD eth0 bridge", "DEL eth0 bridge"}, 0},
-		{"last delegate", func(w *world) { w.exec.failOn["ADD net2"] = true }, append(append([]string{}, adds...), allDel...), 0},
+		{"first delegate", func(w *world) { w.exec.FailOn["ADD eth0"] = true }, []string{"ADD eth0 bridge", "DEL eth0 bridge"}, 0},
+		{"last delegate", func(w *world) { w.exec.FailOn["ADD net2"] = true }, append(append([]string{}, adds...), allDel...), 0},
 		{"status", func(w *world) { w.src.failSt = true }, append(append([]string{}, adds...), allDel...), 0},
 		{"commit", func(w *world) { w.st.failCommit = true }, append(append([]string{}, adds...), allDel...), 1},
 	}
@@ -332,8 +273,8 @@ func TestAddRollbackAtEachStep(t *testing.T) {
 func TestAddRecordKeptWhenRollbackFails(t *testing.T) {
 	w := newWorld(t)
 	w.pod("p", "a,b")
-	w.exec.failOn["ADD net2"] = true
-	w.exec.failOn["DEL net1"] = true
+	w.exec.FailOn["ADD net2"] = true
+	w.exec.FailOn["DEL net1"] = true
 	_, err := w.do(api.CmdAdd, "p")
 	var rb *delegate.RollbackError
 	if !errors.As(err, &rb) {
@@ -341,7 +282,7 @@ func TestAddRecordKeptWhenRollbackFails(t *testing.T) {
 	}
 	w.wantCalls("ADD eth0 bridge", "ADD net1 macvlan", "ADD net2 macvlan", "DEL net2 macvlan", "DEL net1 macvlan")
 	w.wantRecord("p", true)
-	delete(w.exec.failOn, "DEL net1")
+	delete(w.exec.FailOn, "DEL net1")
 	if _, err := w.do(api.CmdDel, "p"); err != nil {
 		t.Fatal(err)
 	}
@@ -402,7 +343,7 @@ func TestDuplicateAdd(t *testing.T) {
 func TestGCExclusiveWithAdd(t *testing.T) {
 	w := newWorld(t)
 	w.pod("p", "a")
-	w.exec.block = make(chan struct{})
+	w.exec.Block = make(chan struct{})
 	added := make(chan error, 1)
 	go func() { _, err := w.do(api.CmdAdd, "p"); added <- err }()
 	for len(w.st.recs) == 0 { // the ADD has saved its plan and is in a delegate
@@ -419,7 +360,7 @@ func TestGCExclusiveWithAdd(t *testing.T) {
 		t.Fatalf("GC ran while an ADD was in flight (%v)", err)
 	case <-time.After(50 * time.Millisecond):
 	}
-	close(w.exec.block)
+	close(w.exec.Block)
 	if err := <-added; err != nil {
 		t.Fatal(err)
 	}

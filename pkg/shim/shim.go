@@ -116,7 +116,7 @@ func Run(ctx context.Context, cmd api.Command, a *skel.CmdArgs, out io.Writer) e
 	req := &api.Request{Protocol: api.Protocol, Command: cmd, ContainerID: a.ContainerID, Netns: a.Netns, IfName: a.IfName, Args: a.Args, Path: a.Path, Config: a.StdinData}
 	resp, err := sendRetrying(sctx, s, req)
 	if err != nil {
-		return unreachable(ctx, s, cmd, a, err)
+		return answer(ctx, s, cmd, a, err)
 	}
 	if resp.Error != nil {
 		return resp.Error
@@ -158,6 +158,9 @@ func restarting(resp *api.Response, err error) bool {
 	return resp.Error != nil && resp.Error.Code == types.ErrTryAgainLater && resp.Error.Msg == api.MsgNotReady
 }
 
+// encodeRequest is json.Marshal (a variable so a test can make it fail).
+var encodeRequest = func(req *api.Request) ([]byte, error) { return json.Marshal(req) }
+
 // transportError marks a failure to talk to the daemon at all.
 type transportError struct{ err error }
 
@@ -165,7 +168,7 @@ func (e *transportError) Error() string { return e.err.Error() }
 func (e *transportError) Unwrap() error { return e.err }
 
 func send(ctx context.Context, s *settings, req *api.Request) (*api.Response, error) {
-	body, err := json.Marshal(req)
+	body, err := encodeRequest(req)
 	if err != nil {
 		return nil, err
 	}
@@ -216,6 +219,18 @@ func dialDaemon(ctx context.Context, s *settings) (net.Conn, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// answer maps a failed exchange to the runtime's answer: a failure to talk
+// to the daemon at all is "unreachable" (DEL then replays from the record);
+// anything that went wrong here before the daemon was asked is this
+// shim's own error, and must not make a DEL run behind the daemon's back.
+func answer(ctx context.Context, s *settings, cmd api.Command, a *skel.CmdArgs, err error) error {
+	var te *transportError
+	if !errors.As(err, &te) {
+		return types.NewError(types.ErrInternal, "plexus: cannot build the request for plexusd", err.Error())
+	}
+	return unreachable(ctx, s, cmd, a, err)
 }
 
 // unreachable maps a transport failure to the CNI answer for cmd.

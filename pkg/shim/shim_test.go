@@ -3,6 +3,7 @@ package shim
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/plexus-cni/plexus/pkg/api"
 )
@@ -87,5 +89,57 @@ func TestShimRefusesNonRootDaemon(t *testing.T) {
 	}
 	if out.Len() > 0 {
 		t.Errorf("the shim printed the forged result %q", out.String())
+	}
+}
+
+// A failure before the daemon is asked (here: the request cannot be
+// encoded) is the shim's own error: no replay of a DEL behind the daemon's
+// back, whatever the record says.
+func TestLocalErrorIsNotUnreachable(t *testing.T) {
+	orig := encodeRequest
+	encodeRequest = func(*api.Request) ([]byte, error) { return nil, errors.New("encode: boom") }
+	t.Cleanup(func() { encodeRequest = orig })
+	dir := t.TempDir()
+	conf := `{"cniVersion":"1.0.0","name":"x","type":"plexus","socketPath":"` + filepath.Join(dir, "none.sock") + `","cniDir":"` + dir + `"}`
+	for _, cmd := range []api.Command{api.CmdAdd, api.CmdDel} {
+		err := Run(context.Background(), cmd, &skel.CmdArgs{ContainerID: "c1", Netns: "/x", IfName: "eth0", StdinData: []byte(conf)}, io.Discard)
+		var te *types.Error
+		if !errors.As(err, &te) || te.Code != types.ErrInternal || strings.Contains(te.Msg, "unreachable") {
+			t.Errorf("%s: %v; want code 999 and not \"unreachable\"", cmd, err)
+		}
+	}
+}
+
+// Without the daemon, ADD is "try again later" naming the socket, and DEL
+// of a sandbox with no record succeeds (nothing to delete).
+func TestDaemonAbsent(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "none.sock")
+	conf := `{"cniVersion":"1.0.0","name":"x","type":"plexus","socketPath":"` + sock + `","connectRetry":"0s","cniDir":"` + dir + `"}`
+	args := &skel.CmdArgs{ContainerID: "c1", Netns: "/x", IfName: "eth0", StdinData: []byte(conf)}
+	err := Run(context.Background(), api.CmdAdd, args, io.Discard)
+	var te *types.Error
+	if !errors.As(err, &te) || te.Code != types.ErrTryAgainLater || !strings.Contains(te.Msg, sock) {
+		t.Errorf("ADD: %v; want code 11 naming %s", err, sock)
+	}
+	if err := Run(context.Background(), api.CmdDel, args, io.Discard); err != nil {
+		t.Errorf("DEL without a record: %v", err)
+	}
+	if err := Run(context.Background(), api.CmdStatus, args, io.Discard); !errors.As(err, &te) || te.Code != api.CodeNotAvailable {
+		t.Errorf("STATUS: %v; want code 50", err)
+	}
+}
+
+// Bad shim config names the key.
+func TestBadSettings(t *testing.T) {
+	for key, val := range map[string]string{"requestTimeout": "soon", "connectTimeout": "0s", "connectRetry": "-1s"} {
+		_, err := loadSettings([]byte(`{"cniVersion":"1.0.0","name":"x","type":"plexus","` + key + `":"` + val + `"}`))
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s=%q: %v", key, val, err)
+		}
+	}
+	s, err := loadSettings([]byte(`{"cniVersion":"1.0.0","name":"x","type":"plexus","connectRetry":"0s"}`))
+	if err != nil || s.connectRetry != 0 || s.binDir != "" {
+		t.Errorf("connectRetry 0s: %+v, %v; want allowed, and no binDir by default", s, err)
 	}
 }
