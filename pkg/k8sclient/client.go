@@ -94,6 +94,12 @@ func New(opts Options, log *slog.Logger) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newWithClients(opts, log, kube, nads, evKube)
+}
+
+// newWithClients wires the informers, the lookups and the event sink to
+// the given clients (real ones from New, client-go's fakes in unit tests).
+func newWithClients(opts Options, log *slog.Logger, kube kubernetes.Interface, nads nadclient.Interface, evKube kubernetes.Interface) (*Client, error) {
 	c := &Client{opts: opts, log: log, kube: kube, nads: nads, deleted: newRecentUIDs(4096, 10*time.Minute)}
 	c.events = newEventSink(evKube, opts.NodeName, log)
 
