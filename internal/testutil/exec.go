@@ -17,7 +17,7 @@ import (
 // fails where told. Plugin types: anything found, except "missing".
 type FakeExec struct {
 	version.PluginDecoder
-	mu     sync.Mutex
+	mu    sync.Mutex
 	calls []string
 	// FailOn names executions that fail: "ADD net2", "DEL net1".
 	FailOn map[string]bool
