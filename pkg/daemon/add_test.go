@@ -346,7 +346,7 @@ func TestGCExclusiveWithAdd(t *testing.T) {
 	w.exec.Block = make(chan struct{})
 	added := make(chan error, 1)
 	go func() { _, err := w.do(api.CmdAdd, "p"); added <- err }()
-	for len(w.st.recs) == 0 { // the ADD has saved its plan and is in a delegate
+	for ids, _ := w.st.List(); len(ids) == 0; ids, _ = w.st.List() { // the ADD has saved its plan and is in a delegate
 		time.Sleep(time.Millisecond)
 	}
 	gcDone := make(chan error, 1)
