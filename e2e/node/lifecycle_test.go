@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -383,4 +384,81 @@ func testNoCredentialsOnHost(t *testing.T, n *Node) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// testOrphanSweepCRI: a sandbox the runtime does not have, while its netns
+// and its pod still exist (the netns-and-pod rule cannot tell): plexusd's
+// orphan sweep, asking containerd over CRI, tears it down from the record.
+// The sandbox is attached as containerd would attach it (the shim exec'd
+// with the generated config), into a netns the test owns.
+func testOrphanSweepCRI(t *testing.T, n *Node) {
+	ns := n.Namespace(t, "node-orphan")
+	holder := n.WaitRunning(t, ns, n.Pod(t, ns, "holder", "").Name, 90*time.Second)
+	// The netns lives where containerd keeps its own, the directory the
+	// DaemonSet mounts (with HostToContainer propagation) into plexusd.
+	const netnsName = "plexus-e2e-orphan"
+	netns := filepath.Join(n.netnsDir(), netnsName)
+	if out, err := exec.Command("ip", "netns", "add", netnsName).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", netnsName).Run() })
+	if err := os.WriteFile(netns, nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(netns) })
+	if out, err := exec.Command("mount", "--bind", "/run/netns/"+netnsName, netns).CombinedOutput(); err != nil {
+		t.Fatalf("bind the netns: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", netns).Run() })
+	id := "0e2e0rphan" + strings.Repeat("0", 54)
+	ports := len(BridgePorts())
+	cmd := exec.Command(filepath.Join(n.binDir(), "plexus"))
+	cmd.Env = []string{"CNI_COMMAND=ADD", "CNI_CONTAINERID=" + id, "CNI_NETNS=" + netns, "CNI_IFNAME=eth0", "CNI_PATH=" + n.binDir(),
+		fmt.Sprintf("CNI_ARGS=K8S_POD_NAMESPACE=%s;K8S_POD_NAME=%s;K8S_POD_UID=%s", ns, holder.Name, holder.UID)}
+	cmd.Stdin = bytes.NewReader(n.shimStdin(t))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ADD of the sandbox the runtime does not know: %v: %s", err, out)
+	}
+	if !n.RecordIDs()[id] || len(BridgePorts()) != ports+1 {
+		t.Fatalf("the ADD left no record or no bridge port")
+	}
+	// Older than the grace period, as a sandbox lost long ago would be.
+	old := time.Now().Add(-10 * time.Minute)
+	if err := os.Chtimes(filepath.Join(n.plexusCNIDir(), "attachments", id+".json"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	testutil.Eventually(t, 30*time.Second, "the orphan swept", func() bool { return !n.RecordIDs()[id] })
+	t.Logf("orphan swept %s after it aged past the grace period", time.Since(start).Round(100*time.Millisecond))
+	for file, holderID := range n.Allocations() {
+		if holderID == id {
+			t.Errorf("IP %s still allocated to the swept sandbox", file)
+		}
+	}
+	if got := len(BridgePorts()); got != ports {
+		t.Errorf("bridge ports %d, want %d: the swept sandbox's veth is left", got, ports)
+	}
+	n.WaitRunning(t, ns, holder.Name, 10*time.Second) // the live pod is untouched
+}
+
+// shimStdin is what containerd hands the shim: the generated conflist's
+// plugin with the list's name and cniVersion.
+func (n *Node) shimStdin(t *testing.T) []byte {
+	t.Helper()
+	data, err := os.ReadFile(n.generatedPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		CNIVersion string           `json:"cniVersion"`
+		Name       string           `json:"name"`
+		Plugins    []map[string]any `json:"plugins"`
+	}
+	if err := json.Unmarshal(data, &list); err != nil || len(list.Plugins) == 0 {
+		t.Fatalf("%s: %v", n.generatedPath(), err)
+	}
+	p := list.Plugins[0]
+	p["cniVersion"], p["name"] = list.CNIVersion, list.Name
+	out, _ := json.Marshal(p)
+	return out
 }

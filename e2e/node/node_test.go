@@ -97,6 +97,7 @@ func TestNode(t *testing.T) {
 		{"DefaultRoute", testDefaultRoute},
 		{"StaticPodWithNetworks", testStaticPodWithNetworks},
 		{"NoCredentialsOnHost", testNoCredentialsOnHost},
+		{"OrphanSweepCRI", testOrphanSweepCRI},
 		{"Deployment20", testDeployment20},
 		{"DaemonRestart", testDaemonRestart},
 		{"ConfigRestored", testConfigRestored},

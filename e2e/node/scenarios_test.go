@@ -148,6 +148,12 @@ func (n *Node) testConfig(t *testing.T) string {
 	}
 	cfg["cniDir"] = n.plexusCNIDir()
 	cfg["socketDir"] = n.runPlexus()
+	if cfg["criSocket"] != "/host/run/containerd/containerd.sock" || filepath.Base(n.ctrdSock()) != "containerd.sock" {
+		t.Fatalf("configmap.yaml: criSocket %v, want /host/run/containerd/containerd.sock (the DaemonSet's cri mount)", cfg["criSocket"])
+	}
+	// Every scenario runs with the orphan sweep active and the runtime
+	// asked: it must never touch a live pod.
+	cfg["orphanSweepInterval"] = "2s"
 	out, _ := json.MarshalIndent(cfg, "", "  ")
 	return string(out)
 }
@@ -172,7 +178,7 @@ func (n *Node) daemonSetPatch(t *testing.T, image string) string {
 	spec := ds.Spec.Template.Spec
 	hostPaths := map[string]string{
 		"cni-bin": n.binDir(), "cni-conf": n.p("etc/cni"), "run-plexus": n.runPlexus(),
-		"var-lib-cni": n.varLibCNI(), "netns": n.netnsDir(),
+		"var-lib-cni": n.varLibCNI(), "netns": n.netnsDir(), "cri": filepath.Dir(n.ctrdSock()),
 	}
 	for i, v := range spec.Volumes {
 		if to, ok := hostPaths[v.Name]; ok && v.HostPath != nil {

@@ -87,6 +87,9 @@ type Config struct {
 	// OrphanGracePeriod is how old a record must be before the sweep may
 	// take it.
 	OrphanGracePeriod time.Duration
+	// CRISocket, when set, is the CRI runtime's socket: the orphan sweep
+	// takes what the runtime does not list.
+	CRISocket string
 	// DelegateTimeout bounds one execution of a delegate plugin binary;
 	// past it the plugin's whole process group is killed.
 	DelegateTimeout time.Duration

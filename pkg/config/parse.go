@@ -108,6 +108,7 @@ func (w *wire) resolve() (Config, []error) {
 	setPath(&c.PodResourcesSocket, w.PodResourcesSocket)
 	setPath(&c.DeviceInfoDir, w.DeviceInfoDir)
 	setPath(&c.PprofSocket, w.PprofSocket)
+	setPath(&c.CRISocket, w.CRISocket)
 	setPath(&c.CNIConfigDir, w.CNIConfigDir)
 	setPath(&c.AutoconfigDir, w.AutoconfigDir)
 	if w.PrimaryConfig != nil {

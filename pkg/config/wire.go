@@ -44,6 +44,7 @@ type wire struct {
 	DelegateTimeout        *durationString `json:"delegateTimeout"`
 	OrphanSweepInterval    *durationString `json:"orphanSweepInterval"`
 	OrphanGracePeriod      *durationString `json:"orphanGracePeriod"`
+	CRISocket              *string         `json:"criSocket"`
 	MaxRequestBytes        *int64          `json:"maxRequestBytes"`
 	MaxAttachments         *int            `json:"maxAttachments"`
 	APIQPS                 *int            `json:"apiQPS"`
@@ -108,6 +109,7 @@ func (w *wire) fields() map[string]any {
 		"delegateTimeout":        &w.DelegateTimeout,
 		"orphanSweepInterval":    &w.OrphanSweepInterval,
 		"orphanGracePeriod":      &w.OrphanGracePeriod,
+		"criSocket":              &w.CRISocket,
 		"maxRequestBytes":        &w.MaxRequestBytes,
 		"maxAttachments":         &w.MaxAttachments,
 		"apiQPS":                 &w.APIQPS,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -382,4 +383,51 @@ func TestUnknownPodEmptyResult(t *testing.T) {
 	}
 	w.wantCalls()
 	w.wantRecord("ghost", false)
+}
+
+// fakeCRI is the runtime's sandbox list.
+type fakeCRI struct {
+	ids map[string]bool
+	err error
+}
+
+func (f fakeCRI) Sandboxes(context.Context) (map[string]bool, error) { return f.ids, f.err }
+
+// The sweep with a CRI runtime: a complete record of a sandbox the runtime
+// does not list goes, even while its pod exists; one it lists, or an
+// unfinished one, stays; without an answer the netns-and-pod rule decides
+// (the pods exist: nothing goes).
+func TestSweepAsksTheRuntime(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		cri  fakeCRI
+		gone []string
+	}{
+		{"runtime lists p only", fakeCRI{ids: map[string]bool{"c-p": true}}, []string{"q"}},
+		{"runtime lists both", fakeCRI{ids: map[string]bool{"c-p": true, "c-q": true}}, nil},
+		{"runtime does not answer", fakeCRI{err: errors.New("connection refused")}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := newWorld(t)
+			for _, n := range []string{"p", "q", "r"} {
+				w.pod(n, "a")
+				if _, err := w.do(api.CmdAdd, n); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// r's ADD never finished (a crash): the runtime may not list it yet.
+			rec, _ := w.st.Load("c-r")
+			rec.Complete = false
+			_ = w.st.Save(rec)
+			s := NewSweeper(w.m, 0, c.cri, quiet)
+			res := s.Sweep(context.Background())
+			if res.Removed != len(c.gone) {
+				t.Errorf("removed %d, want %d (%v)", res.Removed, len(c.gone), c.gone)
+			}
+			for _, n := range []string{"p", "q", "r"} {
+				gone := slices.Contains(c.gone, n)
+				w.wantRecord(n, !gone)
+			}
+		})
+	}
 }

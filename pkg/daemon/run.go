@@ -66,7 +66,11 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 		}()
 	}
 	if cfg.OrphanSweepInterval > 0 {
-		go NewSweeper(mux, cfg.OrphanGracePeriod, log).Run(ctx, cfg.OrphanSweepInterval)
+		var cri SandboxLister
+		if cfg.CRISocket != "" {
+			cri = CRISandboxes{Socket: cfg.CRISocket}
+		}
+		go NewSweeper(mux, cfg.OrphanGracePeriod, cri, log).Run(ctx, cfg.OrphanSweepInterval)
 	}
 	if cfg.PprofSocket != "" {
 		if err := servePprof(ctx, cfg.PprofSocket, log); err != nil {

@@ -15,19 +15,25 @@ import (
 
 // Sweeper finds the records of sandboxes that are gone without a DEL or a
 // GC (containerd 1.x never sends CNI GC) and tears them down from the
-// record. A record is an orphan only when all of these hold:
-//   - it is older than the grace period (no ADD or DEL in flight);
+// record. A record older than the grace period (no ADD or DEL in flight)
+// is an orphan when
+//   - the CRI runtime, where its socket is configured and it answers, does
+//     not list the sandbox, and the record is complete (a sandbox whose ADD
+//     runs may not be listed yet); or, without that answer,
 //   - its network namespace no longer exists (the path is gone, or no
-//     longer a namespace mount);
-//   - its pod is not on this node any more (the source can tell, and says
-//     no; a pod recreated with another UID counts as gone).
+//     longer a namespace mount) and its pod is not on this node any more
+//     (the source can tell, and says no; a pod recreated with another UID
+//     counts as gone).
 //
-// A record whose pod or netns cannot be known is left alone.
+// A sandbox the runtime lists, and a record whose pod or netns cannot be
+// known, are left alone.
 type Sweeper struct {
 	m     *Multiplexer
 	log   *slog.Logger
 	grace time.Duration
 	now   func() time.Time
+	// cri lists the runtime's sandboxes; nil when no CRI socket is set.
+	cri SandboxLister
 }
 
 // SweepResult is what one sweep did.
@@ -37,8 +43,8 @@ type SweepResult struct {
 }
 
 // NewSweeper returns a sweeper of m's records.
-func NewSweeper(m *Multiplexer, grace time.Duration, log *slog.Logger) *Sweeper {
-	return &Sweeper{m: m, log: log, grace: grace, now: time.Now}
+func NewSweeper(m *Multiplexer, grace time.Duration, cri SandboxLister, log *slog.Logger) *Sweeper {
+	return &Sweeper{m: m, log: log, grace: grace, now: time.Now, cri: cri}
 }
 
 // Run sweeps at start, then every interval, until ctx ends.
@@ -65,11 +71,12 @@ func (s *Sweeper) Sweep(ctx context.Context) SweepResult {
 		return res
 	}
 	res.Records = len(ids)
+	listed := s.runtimeSandboxes(ctx)
 	for _, id := range ids {
 		if ctx.Err() != nil {
 			break
 		}
-		why, orphan := s.orphan(id)
+		why, orphan := s.orphan(id, listed)
 		if !orphan {
 			continue
 		}
@@ -95,8 +102,22 @@ func (s *Sweeper) remove(ctx context.Context, id string) error {
 	return s.m.detach(ctx, id, "", "")
 }
 
+// runtimeSandboxes is the CRI runtime's list, or nil (no socket set, or no
+// answer: the netns and pod rule decides alone).
+func (s *Sweeper) runtimeSandboxes(ctx context.Context) map[string]bool {
+	if s.cri == nil {
+		return nil
+	}
+	listed, err := s.cri.Sandboxes(ctx)
+	if err != nil {
+		s.log.Warn("orphan sweep: the CRI runtime did not answer; deciding by netns and pod only", "err", err)
+		return nil
+	}
+	return listed
+}
+
 // orphan applies the rules above to one record.
-func (s *Sweeper) orphan(id string) (string, bool) {
+func (s *Sweeper) orphan(id string, listed map[string]bool) (string, bool) {
 	updated, err := s.m.store.Updated(id)
 	if err != nil || s.now().Sub(updated) < s.grace {
 		return "", false
@@ -106,6 +127,12 @@ func (s *Sweeper) orphan(id string) (string, bool) {
 		if rec, _ = detach.FromCache(s.m.inv, id); rec == nil {
 			return "", false // nothing known about it: never guess
 		}
+	}
+	if listed != nil {
+		if listed[id] || !rec.Complete {
+			return "", false
+		}
+		return "the CRI runtime does not list the sandbox", true
 	}
 	if rec.Pod.Name == "" || rec.Netns == "" || netnsExists(rec.Netns) {
 		return "", false
