@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -78,4 +81,46 @@ func FreePorts(n int) ([]int, error) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// SelfAs returns a command that runs this test binary as uid (and gid)
+// with env, from a copy other users may exec (the go test binary lives in
+// a 0700 directory). The copy is removed at t's cleanup. The test's
+// TestMain recognizes env and plays its part.
+func SelfAs(tb testing.TB, uid uint32, env ...string) *exec.Cmd {
+	tb.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "plexus-self-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	data, err := os.ReadFile(self)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	bin := filepath.Join(dir, "self")
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	cmd := exec.Command(bin)
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}, Pdeathsig: syscall.SIGKILL}
+	return cmd
+}
+
+// TempFiles lists the ".*.tmp-*" files an atomic write leaves in dir.
+func TempFiles(tb testing.TB, dir string) []string {
+	tb.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, ".*.tmp-*"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m
 }

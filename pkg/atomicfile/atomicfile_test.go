@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/plexus-cni/plexus/internal/testutil"
 )
 
 func TestWrite(t *testing.T) {
@@ -37,7 +39,7 @@ func TestWrite(t *testing.T) {
 		if fi.Mode().Perm() != 0o640 {
 			t.Fatalf("mode = %o, want 640", fi.Mode().Perm())
 		}
-		if m := tempFiles(t, dir); len(m) > 0 {
+		if m := testutil.TempFiles(t, dir); len(m) > 0 {
 			t.Fatalf("temp files left: %q", m)
 		}
 		entries, err := os.ReadDir(dir)
@@ -91,7 +93,7 @@ func TestWrite(t *testing.T) {
 		if err := Write(p, []byte("x"), 0o600); err == nil {
 			t.Fatal("Write over a directory = nil")
 		}
-		if m := tempFiles(t, dir); len(m) > 0 {
+		if m := testutil.TempFiles(t, dir); len(m) > 0 {
 			t.Fatalf("temp files left after failure: %q", m)
 		}
 	})
@@ -131,13 +133,4 @@ func TestSweepTemp(t *testing.T) {
 	if n, err := SweepTemp(filepath.Join(dir, "missing"), time.Minute); n != 0 || err != nil {
 		t.Errorf("missing dir: %d, %v", n, err)
 	}
-}
-
-func tempFiles(t *testing.T, dir string) []string {
-	t.Helper()
-	m, err := filepath.Glob(filepath.Join(dir, ".*.tmp-*"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
 }

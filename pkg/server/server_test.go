@@ -10,17 +10,16 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 
+	"github.com/plexus-cni/plexus/internal/testutil"
 	"github.com/plexus-cni/plexus/pkg/api"
 )
 
@@ -135,32 +134,8 @@ func TestPeerCheckRejectsNonRoot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The go test binary lives in a 0700 dir; copy it where nobody can exec it.
-	dir, err := os.MkdirTemp("", "plexus-peer-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "client")
-	data, err := os.ReadFile(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	run := func(uid uint32) error {
-		cmd := exec.Command(bin)
-		cmd.Env = []string{"PLEXUS_TEST_DIAL=" + sock}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
-		return cmd.Run()
+		return testutil.SelfAs(t, uid, "PLEXUS_TEST_DIAL="+sock).Run()
 	}
 	if err := run(0); err != nil {
 		t.Fatalf("root client refused: %v", err)

@@ -8,16 +8,15 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
+	"github.com/plexus-cni/plexus/internal/testutil"
 	"github.com/plexus-cni/plexus/pkg/api"
 )
 
@@ -53,22 +52,8 @@ func TestShimRefusesNonRootDaemon(t *testing.T) {
 	if err := os.Chmod(dir, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "forger")
-	data, err := os.ReadFile(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	sock := filepath.Join(dir, "plexus.sock")
-	cmd := exec.Command(bin)
-	cmd.Env = []string{forgeEnv + "=" + sock}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}, Pdeathsig: syscall.SIGKILL}
+	cmd := testutil.SelfAs(t, 65534, forgeEnv+"="+sock)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/plexus-cni/plexus/internal/testutil"
 	"github.com/plexus-cni/plexus/pkg/delegate"
 	"github.com/plexus-cni/plexus/pkg/podref"
 )
@@ -404,15 +405,6 @@ func TestFileStoreDeleteMissing(t *testing.T) {
 	}
 }
 
-func tempFiles(t *testing.T, dir string) []string {
-	t.Helper()
-	m, err := filepath.Glob(filepath.Join(dir, ".*.tmp-*"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
 func TestFileStoreSaveLeavesNoTempAndSetsModes(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "records")
@@ -427,7 +419,7 @@ func TestFileStoreSaveLeavesNoTempAndSetsModes(t *testing.T) {
 	}
 
 	t.Run("no temp files", func(t *testing.T) {
-		if m := tempFiles(t, dir); len(m) > 0 {
+		if m := testutil.TempFiles(t, dir); len(m) > 0 {
 			t.Fatalf("temp files left: %q", m)
 		}
 		entries, err := os.ReadDir(dir)
