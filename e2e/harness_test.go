@@ -76,8 +76,7 @@ type env struct {
 	socket    string
 	cfgPath   string
 	logPath   string
-	daemon    *exec.Cmd
-	done      chan error
+	daemon    *testutil.Proc
 	extraCfg  map[string]interface{}
 	// noWaitReady: startDaemon returns once the socket answers, ready or not.
 	noWaitReady bool
@@ -209,18 +208,17 @@ func (e *env) startDaemon() {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // no orphan if the test binary dies
-	if err := kubeharness.Spawn(cmd); err != nil {
+	p, err := testutil.Start("plexusd", cmd, kubeharness.Spawn, nil)
+	if err != nil {
 		e.t.Fatal(err)
 	}
-	e.daemon = cmd
-	e.done = make(chan error, 1)
-	go func() { e.done <- cmd.Wait() }()
+	e.daemon = p
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
-		case err := <-e.done:
+		case <-p.Done():
 			e.daemon = nil
-			e.t.Fatalf("plexusd exited: %v: %s", err, stderr.String())
+			e.t.Fatalf("plexusd exited: %v: %s", p.Err(), stderr.String())
 		default:
 		}
 		if code, _ := e.get("/readyz"); code == http.StatusOK || ((e.noWaitReady || e.kube != nil && e.kube.noWaitReady) && code != 0) {
@@ -235,16 +233,7 @@ func (e *env) stopDaemon() {
 	if e.daemon == nil {
 		return
 	}
-	_ = e.daemon.Process.Signal(os.Interrupt)
-	select {
-	case err := <-e.done:
-		_ = err // an interrupted daemon exits non-zero
-	case <-time.After(15 * time.Second):
-		_ = e.daemon.Process.Kill()
-		if err := <-e.done; err != nil {
-			e.t.Logf("plexusd killed after 15 s without exiting: %v", err)
-		}
-	}
+	_ = e.daemon.Stop(syscall.SIGINT, 15*time.Second) // an interrupted daemon may exit non-zero
 	e.daemon = nil
 }
 

@@ -296,13 +296,13 @@ func TestHungDaemonDelReplayed(t *testing.T) {
 	e.writeManifest("pods.yaml", podManifest("default", "a", "mv1"))
 	a := e.newPod("default", "a")
 	e.mustAdd(a)
-	if err := e.daemon.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := e.daemon.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	stopped := true
 	defer func() {
 		if stopped {
-			_ = e.daemon.Process.Signal(syscall.SIGCONT)
+			_ = e.daemon.Cmd.Process.Signal(syscall.SIGCONT)
 		}
 	}()
 	// nsenter execs plexusd in place, so the pid is the daemon's.
@@ -313,7 +313,7 @@ func TestHungDaemonDelReplayed(t *testing.T) {
 	if !strings.Contains(r.stderr, "done from the attachment record") {
 		t.Errorf("shim stderr %q", r.stderr)
 	}
-	_ = e.daemon.Process.Signal(syscall.SIGCONT)
+	_ = e.daemon.Cmd.Process.Signal(syscall.SIGCONT)
 	stopped = false
 	if n := len(e.links(a)); n != 1 {
 		t.Errorf("pod a has %d interfaces after the replayed DEL", n)

@@ -46,16 +46,11 @@ type Cluster struct {
 
 	apiserverBin string
 	apiArgs      []string
-	etcd         *proc
-	apiserver    *proc
+	etcd         *testutil.Proc
+	apiserver    *testutil.Proc
 }
 
 // proc is a started process; done closes when its single Wait returns.
-type proc struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
 // Options locate the binaries.
 type Options struct {
 	BinDir string // holds kube-apiserver and kubectl
@@ -147,7 +142,7 @@ func (c *Cluster) StartAPIServer(ctx context.Context) error {
 			return nil
 		}
 		select {
-		case <-c.apiserver.done:
+		case <-c.apiserver.Done():
 			logs, _ := os.ReadFile(filepath.Join(c.Dir, "kube-apiserver.log"))
 			return fmt.Errorf("kube-apiserver exited: %s", tail(logs, 3000))
 		default:
@@ -168,20 +163,13 @@ func (c *Cluster) Stop() {
 	os.RemoveAll(c.Dir)
 }
 
-func stop(p *proc) {
-	if p == nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
+func stop(p *testutil.Proc) {
+	if p != nil {
+		_ = p.Stop(syscall.SIGTERM, 10*time.Second) // a stopped server exits non-zero
 	}
 }
 
-func (c *Cluster) spawn(name, bin string, args ...string) (*proc, error) {
+func (c *Cluster) spawn(name, bin string, args ...string) (*testutil.Proc, error) {
 	logf, err := os.Create(filepath.Join(c.Dir, name+".log"))
 	if err != nil {
 		return nil, err
@@ -194,12 +182,11 @@ func (c *Cluster) spawn(name, bin string, args ...string) (*proc, error) {
 	// goroutine locked (netns helpers do), so every process is started on
 	// one thread that stays locked for the life of the test binary.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := Spawn(cmd); err != nil {
+	p, err := testutil.Start(name, cmd, Spawn, func() { logf.Close() })
+	if err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &proc{cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); logf.Close(); close(p.done) }()
 	return p, nil
 }
 

@@ -70,7 +70,7 @@ type Node struct {
 	APIPort             string
 
 	criConn *grpc.ClientConn
-	procs   []*proc // in start order; stopped in reverse
+	procs   []*testutil.Proc // in start order; stopped in reverse
 	undo    undo
 	lock    *os.File
 	Stages  []stage
@@ -86,12 +86,6 @@ type latency struct {
 type stage struct {
 	Name string
 	D    time.Duration
-}
-
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
 }
 
 func (n *Node) p(parts ...string) string { return filepath.Join(append([]string{n.Root}, parts...)...) }
@@ -552,33 +546,19 @@ func (n *Node) spawn(name, bin string, args ...string) error {
 		// CNI plugins inherit containerd's environment: keep it plain.
 		cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"}
 	}
-	if err := cmd.Start(); err != nil {
+	p, err := testutil.Start(name, cmd, nil, func() { logf.Close() })
+	if err != nil {
 		logf.Close()
 		return fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); logf.Close(); close(p.done) }()
 	n.procs = append(n.procs, p)
 	return nil
 }
 
 func (n *Node) stopProc(name string) {
 	for i := len(n.procs) - 1; i >= 0; i-- {
-		p := n.procs[i]
-		if p.name != name || p.cmd.Process == nil {
-			continue
-		}
-		select {
-		case <-p.done:
-			continue
-		default:
-		}
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(15 * time.Second):
-			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-			<-p.done
+		if p := n.procs[i]; p.Name == name {
+			_ = p.Stop(syscall.SIGTERM, 15*time.Second) // a stopped server exits non-zero
 		}
 	}
 }
