@@ -134,7 +134,21 @@ func (m *Multiplexer) detach(ctx context.Context, containerID, netns, cniPath st
 	if err != nil {
 		return err
 	}
-	if rec != nil && rec.Recovered {
+	// Release runs without a record too: it also takes the device-info
+	// files a DEL the shim replayed (daemon down) had to leave.
+	if m.devices != nil {
+		var specs []delegate.Spec
+		if rec != nil {
+			specs = rec.Attachments
+		}
+		if err := m.devices.Release(ctx, delegate.Target{ContainerID: containerID, Netns: netns, CNIPath: cniPath}, specs); err != nil {
+			return fmt.Errorf("container %s: %w", containerID, err)
+		}
+	}
+	switch {
+	case rec == nil:
+		return nil
+	case rec.Recovered:
 		// The status written for this sandbox is unknown: it is this
 		// sandbox's unless another sandbox of the pod has a record.
 		if rec.Pod.Name == "" || m.podHasRecord(rec.Pod) {
@@ -143,13 +157,7 @@ func (m *Multiplexer) detach(ctx context.Context, containerID, netns, cniPath st
 		if err := m.src.ClearStatus(rec.Pod, nil); err != nil {
 			return fmt.Errorf("pod %s: clear network-status: %w", rec.Pod, err)
 		}
-	}
-	if rec != nil && m.devices != nil {
-		if err := m.devices.Release(ctx, delegate.Target{ContainerID: containerID, Netns: netns, CNIPath: cniPath}, rec.Attachments); err != nil {
-			return fmt.Errorf("pod %s: %w", rec.Pod, err)
-		}
-	}
-	if rec != nil && len(rec.Status) > 0 {
+	case len(rec.Status) > 0:
 		if err := m.src.ClearStatus(rec.Pod, rec.Status); err != nil {
 			return fmt.Errorf("pod %s: clear network-status: %w", rec.Pod, err)
 		}
