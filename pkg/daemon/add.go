@@ -48,11 +48,13 @@ func (op *addOp) onUndo(what string, fn func(context.Context) error) {
 }
 
 // addStep is one named step of ADD. reason is the pod Event's reason when
-// the step fails.
+// the step fails; named says its errors already name the pod (the others
+// get "pod <ns>/<name>: " in front).
 type addStep struct {
 	name   string
 	reason string
 	run    func(ctx context.Context, op *addOp) error
+	named  bool
 }
 
 // errAddDone ends an ADD early with op.result (a pod the API never knew).
@@ -62,16 +64,16 @@ var errAddDone = errors.New("add done")
 // node pushes its undo first; a failing step's error unwinds the stack.
 func (m *Multiplexer) addSteps() []addStep {
 	return []addStep{
-		{"lookup", "PodLookupFailed", m.lookupStep},           // the pod, from the source
-		{"resolve", "InvalidNetworkSelection", m.resolveStep}, // its networks → the plan
-		{"reclaim", "AddFailed", m.reclaimStep},               // an earlier unfinished ADD of this sandbox torn down
-		{"devices", "AddFailed", m.devicesStep},               // device IDs into the plan, device-info staged
-		{"save plan", "AddFailed", m.saveStep},                // the durable record: DEL can always find what ADD does next
-		{"delegates", "AddFailed", m.delegatesStep},           // each delegate ADD, in order
-		{"routes", "AddFailed", m.routesStep},                 // default-route moved
-		{"verify", "AddFailed", m.verifyStep},                 // requested IPs/MACs honoured; the runtime's result
-		{"status", "AddFailed", m.statusStep},                 // network-status written
-		{"commit", "AddFailed", m.commitStep},                 // the record marked complete
+		{"lookup", "PodLookupFailed", m.lookupStep, true},           // the pod, from the source
+		{"resolve", "InvalidNetworkSelection", m.resolveStep, true}, // its networks → the plan
+		{"reclaim", "AddFailed", m.reclaimStep, false},              // an earlier unfinished ADD of this sandbox torn down
+		{"devices", "AddFailed", m.devicesStep, false},              // device IDs into the plan, device-info staged
+		{"save plan", "AddFailed", m.saveStep, false},               // the durable record: DEL can always find what ADD does next
+		{"delegates", "AddFailed", m.delegatesStep, false},          // each delegate ADD, in order
+		{"routes", "AddFailed", m.routesStep, false},                // default-route moved
+		{"verify", "AddFailed", m.verifyStep, false},                // requested IPs/MACs honoured; the runtime's result
+		{"status", "AddFailed", m.statusStep, false},                // network-status written
+		{"commit", "AddFailed", m.commitStep, false},                // the record marked complete
 	}
 }
 
@@ -98,7 +100,10 @@ func (m *Multiplexer) add(ctx context.Context, log *slog.Logger, req *api.Reques
 			return op.result, nil
 		}
 		if err != nil {
-			m.warn(log, op.ref, op.hasPod, s.reason, err)
+			if !s.named {
+				err = fmt.Errorf("pod %s: %w", op.ref, err)
+			}
+			m.warn(log.With("step", s.name), op.ref, op.hasPod, s.reason, err)
 			return nil, errors.Join(err, m.unwind(ctx, op))
 		}
 	}
@@ -173,7 +178,7 @@ func (m *Multiplexer) reclaimStep(ctx context.Context, op *addOp) error {
 	}
 	op.log.Warn("tearing down an unfinished earlier ADD", "err", err)
 	if err := m.detach(ctx, op.req.ContainerID, op.req.Netns, op.req.Path); err != nil {
-		return fmt.Errorf("pod %s: clean up unfinished earlier ADD: %w", op.ref, err)
+		return fmt.Errorf("clean up unfinished earlier ADD: %w", err)
 	}
 	return nil
 }
@@ -184,7 +189,7 @@ func (m *Multiplexer) devicesStep(ctx context.Context, op *addOp) error {
 	}
 	specs, err := m.devices.Stage(ctx, op.pod, op.target, op.specs)
 	if err != nil {
-		return fmt.Errorf("pod %s: %w", op.ref, err)
+		return err
 	}
 	op.specs = specs
 	op.onUndo("remove device-info files", func(ctx context.Context) error { return m.devices.Release(ctx, op.target, specs) })
@@ -194,7 +199,7 @@ func (m *Multiplexer) devicesStep(ctx context.Context, op *addOp) error {
 func (m *Multiplexer) saveStep(_ context.Context, op *addOp) error {
 	op.rec = &store.Record{ContainerID: op.req.ContainerID, Netns: op.req.Netns, IfName: op.req.IfName, Pod: op.ref, Attachments: op.specs}
 	if err := m.store.Save(op.rec); err != nil {
-		return fmt.Errorf("pod %s: save attachment record: %w", op.ref, err)
+		return fmt.Errorf("save attachment record: %w", err)
 	}
 	op.onUndo("delete attachment record", func(context.Context) error { return m.store.Delete(op.req.ContainerID) })
 	return nil
@@ -210,7 +215,7 @@ func (m *Multiplexer) delegatesStep(ctx context.Context, op *addOp) error {
 		})
 		res, err := m.inv.AddOne(ctx, op.target, s)
 		if err != nil {
-			return fmt.Errorf("pod %s: %w", op.ref, &delegate.PluginError{Network: s.Network, IfName: s.IfName, Op: "ADD", Err: err})
+			return &delegate.PluginError{Network: s.Network, IfName: s.IfName, Op: "ADD", Err: err}
 		}
 		op.outcomes = append(op.outcomes, delegate.Outcome{Spec: s, Result: res})
 	}
@@ -223,7 +228,7 @@ func (m *Multiplexer) routesStep(ctx context.Context, op *addOp) error {
 	}
 	outcomes, err := m.routes.Apply(ctx, op.target, op.outcomes)
 	if err != nil {
-		return fmt.Errorf("pod %s: %w", op.ref, err)
+		return err
 	}
 	op.outcomes = outcomes
 	return nil
@@ -231,11 +236,11 @@ func (m *Multiplexer) routesStep(ctx context.Context, op *addOp) error {
 
 func (m *Multiplexer) verifyStep(_ context.Context, op *addOp) error {
 	if err := delegate.VerifyRequested(op.outcomes); err != nil {
-		return fmt.Errorf("pod %s: %w", op.ref, err)
+		return err
 	}
 	result, err := delegate.DefaultResult(op.outcomes, op.conf.CNIVersion)
 	if err != nil {
-		return fmt.Errorf("pod %s: %w", op.ref, err)
+		return err
 	}
 	op.result = result
 	return nil
@@ -244,27 +249,32 @@ func (m *Multiplexer) verifyStep(_ context.Context, op *addOp) error {
 func (m *Multiplexer) statusStep(ctx context.Context, op *addOp) error {
 	statuses, err := netstatus.Build(op.outcomes, devices.ReadDeviceInfo)
 	if err != nil {
-		return fmt.Errorf("pod %s: build network-status: %w", op.ref, err)
+		return fmt.Errorf("build network-status: %w", err)
 	}
 	if !op.hasPod {
 		return nil
 	}
 	status, err := netstatus.Marshal(statuses)
 	if err != nil {
-		return fmt.Errorf("pod %s: %w", op.ref, err)
+		return err
 	}
-	if err := m.src.WriteStatus(ctx, op.ref, status); err != nil {
-		return fmt.Errorf("pod %s: write network-status: %w", op.ref, err)
+	// The API object's UID (a static pod's mirror's), as the lookup found it.
+	obj := op.ref
+	if op.pod.UID != "" {
+		obj.UID = op.pod.UID
+	}
+	if err := m.src.WriteStatus(ctx, obj, status); err != nil {
+		return fmt.Errorf("write network-status: %w", err)
 	}
 	op.rec.Status = status
-	op.onUndo("clear network-status", func(context.Context) error { return m.src.ClearStatus(op.ref, status) })
+	op.onUndo("clear network-status", func(context.Context) error { return m.src.ClearStatus(obj, status) })
 	return nil
 }
 
 func (m *Multiplexer) commitStep(_ context.Context, op *addOp) error {
 	op.rec.Complete = true
 	if err := m.store.Commit(op.rec); err != nil {
-		return fmt.Errorf("pod %s: save attachment record: %w", op.ref, err)
+		return fmt.Errorf("save attachment record: %w", err)
 	}
 	return nil
 }

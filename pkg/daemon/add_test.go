@@ -34,12 +34,13 @@ type fakeSource struct {
 	pods     map[string]*podref.Pod
 	nads     map[string]*nadv1.NetworkAttachmentDefinition
 	status   map[string][]byte
+	statusAt map[string]string // the UID each status was preconditioned on
 	failSt   bool
 	clearedN int
 }
 
 func newFakeSource() *fakeSource {
-	return &fakeSource{pods: map[string]*podref.Pod{}, nads: map[string]*nadv1.NetworkAttachmentDefinition{}, status: map[string][]byte{}}
+	return &fakeSource{pods: map[string]*podref.Pod{}, nads: map[string]*nadv1.NetworkAttachmentDefinition{}, status: map[string][]byte{}, statusAt: map[string]string{}}
 }
 
 func (s *fakeSource) addNAD(ns, name, typ string) {
@@ -70,6 +71,7 @@ func (s *fakeSource) WriteStatus(_ context.Context, ref podref.Ref, st []byte) e
 		return errors.New("fake status write failed")
 	}
 	s.status[ref.String()] = st
+	s.statusAt[ref.String()] = ref.UID
 	return nil
 }
 
@@ -429,5 +431,23 @@ func TestSweepAsksTheRuntime(t *testing.T) {
 				w.wantRecord(n, !gone)
 			}
 		})
+	}
+}
+
+// The status is written to the API object the lookup found, with its UID
+// (a static pod's mirror has another UID than the sandbox), while the
+// record keeps the sandbox's.
+func TestStatusGoesToTheLookedUpObject(t *testing.T) {
+	w := newWorld(t)
+	w.pod("static", "a")
+	w.src.pods["default/static"].UID = "mirror-uid"
+	if _, err := w.do(api.CmdAdd, "static"); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.src.statusAt["default/static"]; got != "mirror-uid" {
+		t.Errorf("status preconditioned on %q, want the mirror's UID", got)
+	}
+	if rec, _ := w.st.Load("c-static"); rec == nil || rec.Pod.UID != "uid-static" {
+		t.Errorf("record pod %+v, want the sandbox's UID", rec)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/plexus-cni/plexus/pkg/api"
 	"github.com/plexus-cni/plexus/pkg/delegate"
+	"github.com/plexus-cni/plexus/pkg/detach"
 )
 
 // collect implements CNI GC: every recorded sandbox the runtime no longer
@@ -40,21 +41,23 @@ func (m *Multiplexer) collect(ctx context.Context, log *slog.Logger, req *api.Re
 			}
 			continue
 		}
-		specs, err := m.liveAttachments(id)
+		// A sandbox in the valid list must never lose anything: its
+		// attachments come from its record, or from libcni's cache.
+		rec, err := detach.Read(m.inv, m.store, id)
 		if err != nil {
-			// Which networks this live sandbox uses is unknown: a network
-			// GC could take its attachments, so none runs this time.
-			log.Error("GC: live sandbox with an unreadable record; skipping the delegate GC", "live", id, "err", err)
+			// Which networks it uses is unknown: a network GC could take
+			// its attachments, so none runs this time.
+			log.Error("GC: live sandbox whose attachments cannot be read; skipping the delegate GC", "live", id, "err", err)
 			errs = append(errs, err)
-			byConf = nil
 			unknown = true
 			continue
 		}
-		if !unknown {
-			for _, s := range specs {
-				addGCAttachment(byConf, s, id)
-			}
+		for _, s := range rec.Attachments {
+			addGCAttachment(byConf, s, id)
 		}
+	}
+	if unknown {
+		return errors.Join(errs...)
 	}
 	for name, n := range byConf {
 		if err := m.inv.GC(ctx, req.Path, n.confList, n.valid); err != nil {
@@ -62,25 +65,6 @@ func (m *Multiplexer) collect(ctx context.Context, log *slog.Logger, req *api.Re
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// liveAttachments are the attachments of a sandbox GC must keep: from its
-// record, or, when the record is unreadable, from libcni's result cache (a
-// sandbox in the valid list must never lose anything).
-func (m *Multiplexer) liveAttachments(id string) ([]delegate.Spec, error) {
-	rec, err := m.store.Load(id)
-	if err == nil {
-		return rec.Attachments, nil
-	}
-	cached, cerr := m.inv.CachedAttachments(id)
-	if cerr != nil {
-		return nil, errors.Join(err, fmt.Errorf("read libcni cache: %w", cerr))
-	}
-	specs := make([]delegate.Spec, 0, len(cached))
-	for _, a := range cached {
-		specs = append(specs, delegate.Spec{Network: a.Network, IfName: a.IfName, ConfList: a.Config})
-	}
-	return specs, nil
 }
 
 type gcNetwork struct {

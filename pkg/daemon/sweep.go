@@ -122,11 +122,9 @@ func (s *Sweeper) orphan(id string, listed map[string]bool) (string, bool) {
 	if err != nil || s.now().Sub(updated) < s.grace {
 		return "", false
 	}
-	rec, err := s.m.store.Load(id)
-	if err != nil {
-		if rec, _ = detach.FromCache(s.m.inv, id); rec == nil {
-			return "", false // nothing known about it: never guess
-		}
+	rec, _ := detach.Read(s.m.inv, s.m.store, id)
+	if rec == nil {
+		return "", false // nothing known about it: never guess
 	}
 	if listed != nil {
 		if listed[id] || !rec.Complete {

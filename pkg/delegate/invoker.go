@@ -93,16 +93,30 @@ func (in *Invoker) del(ctx context.Context, t Target, s *Spec) error {
 	return in.config(t.CNIPath).DelNetworkList(ctx, list, t.runtimeConf(s))
 }
 
+// CachePath is where libcni caches the result of network netName's ADD in
+// a sandbox (libcni/api.go getCacheFilePath); cacheDir "" is libcni's
+// default.
+func CachePath(cacheDir, netName, containerID, ifName string) string {
+	return filepath.Join(cacheResults(cacheDir), netName+"-"+containerID+"-"+ifName)
+}
+
+func cacheResults(cacheDir string) string {
+	if cacheDir == "" {
+		cacheDir = libcni.CacheDir
+	}
+	return filepath.Join(cacheDir, "results")
+}
+
 // added reports whether libcni holds a result for s in this sandbox: the
-// delegate's ADD completed and no DEL has succeeded since. An unreadable
-// cache entry counts as added.
+// delegate's ADD completed and no DEL has succeeded since. A cache entry
+// that exists counts, readable or not; a stat is all it costs.
 func (in *Invoker) added(t Target, s *Spec) bool {
 	list, err := ParseConfList(s.ConfList)
 	if err != nil {
 		return true
 	}
-	res, err := in.config(t.CNIPath).GetNetworkListCachedResult(list, t.runtimeConf(s))
-	return res != nil || err != nil
+	_, err = os.Stat(CachePath(in.CacheDir, list.Name, t.ContainerID, s.IfName))
+	return !errors.Is(err, os.ErrNotExist)
 }
 
 func (in *Invoker) check(ctx context.Context, t Target, s *Spec) error {
@@ -146,19 +160,20 @@ func (in *Invoker) CachedAttachments(containerID string) ([]*libcni.NetworkAttac
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(in.CacheDir, "results")
+	dir := cacheResults(in.CacheDir)
 	entries, err := os.ReadDir(dir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return got, err
 	}
 	read := map[string]bool{}
 	for _, a := range got {
-		read[a.Network+"-"+containerID+"-"+a.IfName] = true
+		read[CachePath(in.CacheDir, a.Network, containerID, a.IfName)] = true
 	}
 	var bad []string
 	for _, e := range entries {
-		if pos := strings.Index(e.Name(), "-"+containerID+"-"); pos > 0 && !read[e.Name()] && !othersEntry(filepath.Join(dir, e.Name()), containerID) {
-			bad = append(bad, filepath.Join(dir, e.Name()))
+		p := filepath.Join(dir, e.Name())
+		if pos := strings.Index(e.Name(), "-"+containerID+"-"); pos > 0 && !read[p] && !othersEntry(p, containerID) {
+			bad = append(bad, p)
 		}
 	}
 	if len(bad) > 0 {

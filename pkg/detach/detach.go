@@ -92,14 +92,27 @@ func FromCache(inv *delegate.Invoker, containerID string) (*store.Record, error)
 	return rec, err
 }
 
+// Read returns containerID's record or, when it cannot be loaded, the one
+// FromCache rebuilds. The error says what is missing: no record at all, or
+// cache entries that could not be read (the record then holds the others).
+func Read(inv *delegate.Invoker, st store.Store, containerID string) (*store.Record, error) {
+	rec, err := st.Load(containerID)
+	if err == nil {
+		return rec, nil
+	}
+	cached, cerr := FromCache(inv, containerID)
+	if cached == nil {
+		return nil, errors.Join(err, cerr)
+	}
+	return cached, cerr
+}
+
 // PodOf is the pod of containerID's sandbox, from its record or, when that
 // is unreadable, from libcni's cache; false when neither says.
 func PodOf(inv *delegate.Invoker, st store.Store, containerID string) (podref.Ref, bool) {
-	rec, err := st.Load(containerID)
-	if err != nil {
-		if rec, _ = FromCache(inv, containerID); rec == nil {
-			return podref.Ref{}, false
-		}
+	rec, _ := Read(inv, st, containerID)
+	if rec == nil {
+		return podref.Ref{}, false
 	}
 	return rec.Pod, rec.Pod.Name != ""
 }

@@ -13,6 +13,10 @@ import (
 	"github.com/plexus-cni/plexus/pkg/podref"
 )
 
+// mirrorAnnotation holds, on a mirror pod, the UID of the static pod it
+// mirrors (set by the kubelet).
+const mirrorAnnotation = "kubernetes.io/config.mirror"
+
 // configSourceAnnotation is set by the kubelet on mirror pods of static
 // pods; their API UID differs from the sandbox's (Multus #773).
 const configSourceAnnotation = "kubernetes.io/config.source"
@@ -26,14 +30,22 @@ const configSourceAnnotation = "kubernetes.io/config.source"
 // the networks request is taken from them without waiting; the UID is still
 // checked against the informer when it has the pod.
 //
+// The returned UID is the API object's: for a static pod, its mirror's,
+// which network-status writes are preconditioned on.
+//
 // A pod the API does not have gets podref.ErrUnknown if it was never
 // seen deleted (the sandbox gets an empty result, as in Multus); a pod
 // deleted while its sandbox starts gets an error.
 func (c *Client) Pod(ctx context.Context, ref podref.Ref, runtimeAnnotations map[string]string) (*podref.Pod, error) {
 	if runtimeAnnotations != nil {
 		cached, err := c.pods.Pods(ref.Namespace).Get(ref.Name)
-		if err != nil || uidMatches(cached, ref.UID) {
+		switch {
+		case err != nil && isStatic(runtimeAnnotations):
+			return &podref.Pod{Namespace: ref.Namespace, Name: ref.Name, UID: c.mirrorUID(ctx, ref), Annotations: runtimeAnnotations}, nil
+		case err != nil:
 			return &podref.Pod{Namespace: ref.Namespace, Name: ref.Name, UID: ref.UID, Annotations: runtimeAnnotations}, nil
+		case uidMatches(cached, ref.UID):
+			return &podref.Pod{Namespace: ref.Namespace, Name: ref.Name, UID: string(cached.UID), Annotations: runtimeAnnotations}, nil
 		}
 	}
 	var found *corev1.Pod
@@ -55,10 +67,31 @@ func (c *Client) Pod(ctx context.Context, ref podref.Ref, runtimeAnnotations map
 		}
 		found = p
 	}
+	ann := found.Annotations
 	if runtimeAnnotations != nil {
-		return &podref.Pod{Namespace: ref.Namespace, Name: ref.Name, UID: ref.UID, Annotations: runtimeAnnotations}, nil
+		ann = runtimeAnnotations
 	}
-	return &podref.Pod{Namespace: found.Namespace, Name: found.Name, UID: string(found.UID), Annotations: found.Annotations}, nil
+	return &podref.Pod{Namespace: found.Namespace, Name: found.Name, UID: string(found.UID), Annotations: ann}, nil
+}
+
+// isStatic: the pod's own annotations say the kubelet read it from a file
+// or URL (a static pod), not from the API.
+func isStatic(ann map[string]string) bool {
+	src, ok := ann[configSourceAnnotation]
+	return ok && src != "api"
+}
+
+// mirrorUID is the UID of the mirror pod of the static pod ref, asked of
+// the API (the informer does not have it yet); ref's own UID when there is
+// no such mirror. Only static pods pay this GET.
+func (c *Client) mirrorUID(ctx context.Context, ref podref.Ref) string {
+	gctx, cancel := context.WithTimeout(ctx, liveGetTimeout)
+	defer cancel()
+	p, err := c.kube.CoreV1().Pods(ref.Namespace).Get(gctx, ref.Name, metav1.GetOptions{})
+	if err != nil || p.Annotations[mirrorAnnotation] != ref.UID {
+		return ref.UID
+	}
+	return string(p.UID)
 }
 
 // liveGetTimeout bounds the one live GET (client-go retries inside it),

@@ -134,16 +134,10 @@ func TestStaticPodMirror(t *testing.T) {
 	if n := gets(kube); n != 0 {
 		t.Errorf("%d GETs for a cached mirror pod", n)
 	}
-	if uid := c.apiUID(context.Background(), ref("static-n1", "hash-1")); uid != "mirror-uid" {
-		t.Errorf("status precondition UID %q, want the mirror's", uid)
-	}
 	// A sandbox of another static pod config (another hash) is not this
 	// mirror's.
 	if _, err := c.Pod(context.Background(), ref("static-n1", "hash-2"), nil); err == nil {
 		t.Error("a mirror of another static pod accepted")
-	}
-	if uid := c.apiUID(context.Background(), ref("static-n1", "hash-2")); uid != "hash-2" {
-		t.Errorf("precondition UID %q for another hash, want the sandbox's own", uid)
 	}
 }
 
@@ -152,6 +146,33 @@ func TestStaticPodMirror(t *testing.T) {
 func TestPodRuntimeAnnotations(t *testing.T) {
 	c, kube := source(t, time.Second, apiPod("a", "u1", nil))
 	rt := map[string]string{"k8s.v1.cni.cncf.io/networks": "x"}
+	mirror := apiPod("static-n1", "mirror-uid", map[string]string{mirrorAnnotation: "hash-1"})
+	if _, err := kube.CoreV1().Pods("default").Create(context.Background(), mirror, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 5*time.Second, "mirror cached", func() bool { _, err := c.pods.Pods("default").Get("static-n1"); return err == nil })
+	kube.ClearActions()
+	if p, err := c.Pod(context.Background(), ref("static-n1", "hash-1"), rt); err != nil || p.UID != "mirror-uid" {
+		t.Errorf("static pod with runtime annotations: %+v, %v; want the mirror's UID", p, err)
+	}
+	// A static pod (its own annotations say so) whose mirror the informer
+	// may not have yet: the UID is the mirror's either way (from the
+	// informer, or one GET of the API).
+	static := map[string]string{"k8s.v1.cni.cncf.io/networks": "x", configSourceAnnotation: "file"}
+	lagging := apiPod("static2-n1", "mirror-uid-2", map[string]string{mirrorAnnotation: "hash-2"})
+	if _, err := kube.CoreV1().Pods("default").Create(context.Background(), lagging, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := c.Pod(context.Background(), ref("static2-n1", "hash-2"), static); err != nil || p.UID != "mirror-uid-2" {
+		t.Errorf("static pod: %+v, %v; want the mirror's UID", p, err)
+	}
+	if uid := c.mirrorUID(context.Background(), ref("static2-n1", "hash-2")); uid != "mirror-uid-2" {
+		t.Errorf("mirrorUID = %q, want the mirror's", uid)
+	}
+	if uid := c.mirrorUID(context.Background(), ref("static2-n1", "hash-9")); uid != "hash-9" {
+		t.Errorf("mirrorUID of another static pod = %q, want its own", uid)
+	}
+	kube.ClearActions()
 	p, err := c.Pod(context.Background(), ref("a", "u1"), rt)
 	if err != nil || p.Annotations["k8s.v1.cni.cncf.io/networks"] != "x" {
 		t.Fatalf("Pod = %+v, %v", p, err)

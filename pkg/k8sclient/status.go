@@ -21,15 +21,12 @@ import (
 // read first). The pod's UID rides in the patch as a precondition, so a
 // status can never land on a newer pod with the same name. Transient
 // errors are retried with backoff until ctx ends.
-//
-// A static pod's sandbox carries the static pod's UID (its config hash);
-// the API only has its mirror pod, whose UID differs and whose
-// kubernetes.io/config.mirror annotation is that hash. The status goes to
-// that mirror pod, preconditioned on the mirror's UID, never to another pod.
+// ref.UID is the API object's UID as Pod returned it (for a static pod,
+// its mirror's).
 func (c *Client) WriteStatus(ctx context.Context, ref podref.Ref, status []byte) error {
 	meta := map[string]interface{}{"annotations": map[string]string{nadv1.NetworkStatusAnnot: string(status)}}
 	if ref.UID != "" {
-		meta["uid"] = c.apiUID(ctx, ref)
+		meta["uid"] = ref.UID
 	}
 	patch, err := json.Marshal(map[string]interface{}{"metadata": meta})
 	if err != nil {
@@ -58,27 +55,6 @@ func (c *Client) WriteStatus(ctx context.Context, ref podref.Ref, status []byte)
 		return &TransientError{Err: fmt.Errorf("patch network-status of pod %s: %w", ref, last)}
 	}
 	return fmt.Errorf("patch network-status of pod %s: %w", ref, last)
-}
-
-// mirrorAnnotation holds, on a mirror pod, the UID of the static pod it
-// mirrors (set by the kubelet).
-const mirrorAnnotation = "kubernetes.io/config.mirror"
-
-// apiUID is the UID the API object for ref's sandbox has: ref.UID, or the
-// UID of the mirror pod of the static pod ref.UID names.
-func (c *Client) apiUID(ctx context.Context, ref podref.Ref) string {
-	p, err := c.pods.Pods(ref.Namespace).Get(ref.Name)
-	if err != nil { // the informer lags: one live GET
-		gctx, cancel := context.WithTimeout(ctx, liveGetTimeout)
-		defer cancel()
-		if p, err = c.kube.CoreV1().Pods(ref.Namespace).Get(gctx, ref.Name, metav1.GetOptions{}); err != nil {
-			return ref.UID
-		}
-	}
-	if string(p.UID) != ref.UID && p.Annotations[mirrorAnnotation] == ref.UID {
-		return string(p.UID)
-	}
-	return ref.UID
 }
 
 // retriable: server-side trouble, and any failure to get an answer. A conflict is

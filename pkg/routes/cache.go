@@ -5,19 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/plexus-cni/plexus/pkg/atomicfile"
 	"github.com/plexus-cni/plexus/pkg/rawjson"
 )
-
-// cachePath is where libcni caches an attachment's result
-// (libcni/api.go getCacheFilePath).
-func cachePath(cacheDir, networkName, containerID, ifName string) string {
-	return filepath.Join(cacheDir, "results", fmt.Sprintf("%s-%s-%s", networkName, containerID, ifName))
-}
 
 // rewriteCachedResult replaces the value of the top-level "result" key of
 // libcni's cache file at path with res, atomically. Every other byte of the

@@ -63,7 +63,7 @@ func TestRewriteOutcomesRewritesLibcniCache(t *testing.T) {
 			net1List, net1, net1RT := add("mv", "net1", `{"cniVersion":"`+ver+`","interfaces":[{"name":"net1","sandbox":"/run/netns/p"}],"ips":[{"interface":0,"address":"192.168.10.5/24"}]}`)
 			net1.Spec.DefaultRoute = []string{"192.168.10.254"}
 
-			eth0Path := cachePath(dir, "cluster", cid, "eth0")
+			eth0Path := delegate.CachePath(dir, "cluster", cid, "eth0")
 			before, err := os.ReadFile(eth0Path)
 			if err != nil {
 				t.Fatalf("libcni cache file not where expected: %v", err)

@@ -104,7 +104,7 @@ func (f *Fixer) rewriteOutcomes(t delegate.Target, outcomes []delegate.Outcome, 
 		if err != nil {
 			return nil, &Error{Netns: t.Netns, IfName: o.Spec.IfName, Op: "rewrite cache of " + o.Spec.Network, Err: err}
 		}
-		path := cachePath(f.cacheDir, list.Name, t.ContainerID, o.Spec.IfName)
+		path := delegate.CachePath(f.cacheDir, list.Name, t.ContainerID, o.Spec.IfName)
 		if err := rewriteCachedResult(path, res); err != nil {
 			return nil, &Error{Netns: t.Netns, IfName: o.Spec.IfName, Op: "rewrite cache of " + o.Spec.Network, Err: err}
 		}
