@@ -224,7 +224,7 @@ func (c Config) problems() []error {
 	if c.ClusterNetwork == "" && c.CNIConfigDir == "" {
 		add(keyErrorf("clusterNetwork", "required unless cniConfigDir is set: a NAD name in multusNamespace, a CNI config name in confDir, or an absolute file path"))
 	}
-	if c.CNIVersion != "" && !validCNIVersion(c.CNIVersion) {
+	if c.CNIVersion != "" && !api.SupportsCNIVersion(c.CNIVersion) {
 		add(keyErrorf("cniVersion", "must be one of 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0, got %q", c.CNIVersion))
 	}
 	if strings.ContainsAny(c.PrimaryConfig, "/\\") {
@@ -381,5 +381,3 @@ func dns1123LabelProblem(s string) string {
 	}
 	return ""
 }
-
-func validCNIVersion(v string) bool { return api.SupportsCNIVersion(v) }

@@ -13,6 +13,9 @@ import (
 type Devices interface {
 	Stage(ctx context.Context, pod *podref.Pod, t delegate.Target, specs []delegate.Spec) ([]delegate.Spec, error)
 	Release(ctx context.Context, t delegate.Target, specs []delegate.Spec) error
+	// ReleaseSandbox removes every device-info file of the sandbox, for a
+	// DEL whose record does not name them.
+	ReleaseSandbox(ctx context.Context, t delegate.Target) error
 }
 
 // Routes is the routes step (pkg/routes): after the delegates it moves the

@@ -134,16 +134,8 @@ func (m *Multiplexer) detach(ctx context.Context, containerID, netns, cniPath st
 	if err != nil {
 		return err
 	}
-	// Release runs without a record too: it also takes the device-info
-	// files a DEL the shim replayed (daemon down) had to leave.
-	if m.devices != nil {
-		var specs []delegate.Spec
-		if rec != nil {
-			specs = rec.Attachments
-		}
-		if err := m.devices.Release(ctx, delegate.Target{ContainerID: containerID, Netns: netns, CNIPath: cniPath}, specs); err != nil {
-			return fmt.Errorf("container %s: %w", containerID, err)
-		}
+	if err := m.releaseDevices(ctx, delegate.Target{ContainerID: containerID, Netns: netns, CNIPath: cniPath}, rec); err != nil {
+		return fmt.Errorf("container %s: %w", containerID, err)
 	}
 	switch {
 	case rec == nil:
@@ -163,6 +155,21 @@ func (m *Multiplexer) detach(ctx context.Context, containerID, netns, cniPath st
 		}
 	}
 	return nil
+}
+
+// releaseDevices removes the sandbox's device-info files: those its record
+// names, or, when there is no readable record (rebuilt from the cache, or
+// gone after a DEL the shim replayed with the daemon down), every one named
+// after the sandbox.
+func (m *Multiplexer) releaseDevices(ctx context.Context, t delegate.Target, rec *store.Record) error {
+	switch {
+	case m.devices == nil:
+		return nil
+	case rec == nil || rec.Recovered:
+		return m.devices.ReleaseSandbox(ctx, t)
+	default:
+		return m.devices.Release(ctx, t, rec.Attachments)
+	}
 }
 
 // podHasRecord reports whether any sandbox of pod (by namespace and name)

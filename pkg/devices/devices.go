@@ -220,11 +220,9 @@ func (m *Manager) removeFiles(paths []string) {
 	}
 }
 
-// Release removes the attachments' CNI device-info files, and any other
-// CNI device-info file of the sandbox (a record rebuilt from libcni's cache
-// does not name them; the container ID is in every one's name). Missing
-// files are fine, other failures are joined.
-func (m *Manager) Release(_ context.Context, t delegate.Target, specs []delegate.Spec) error {
+// Release removes the attachments' CNI device-info files; missing files
+// are fine, other failures are joined.
+func (m *Manager) Release(_ context.Context, _ delegate.Target, specs []delegate.Spec) error {
 	var errs []error
 	for _, s := range specs {
 		if s.DeviceInfoFile == "" {
@@ -234,12 +232,21 @@ func (m *Manager) Release(_ context.Context, t delegate.Target, specs []delegate
 			errs = append(errs, fmt.Errorf("network %q (%s): remove device-info file: %w", s.Network, s.IfName, err))
 		}
 	}
-	if m.opts.DeviceInfoDir != "" && t.ContainerID != "" {
-		left, _ := filepath.Glob(CNIDeviceInfoPath(m.opts.DeviceInfoDir, "*", t.ContainerID, "*")) // the pattern is valid
-		for _, p := range left {
-			if err := removeIfExists(p); err != nil {
-				errs = append(errs, fmt.Errorf("remove device-info file: %w", err))
-			}
+	return errors.Join(errs...)
+}
+
+// ReleaseSandbox removes every CNI device-info file of the sandbox, for a
+// DEL whose record cannot name them (rebuilt from libcni's cache, or gone
+// after a DEL the shim replayed): the container ID is in every one's name.
+func (m *Manager) ReleaseSandbox(_ context.Context, t delegate.Target) error {
+	if m.opts.DeviceInfoDir == "" || t.ContainerID == "" {
+		return nil
+	}
+	left, _ := filepath.Glob(CNIDeviceInfoPath(m.opts.DeviceInfoDir, "*", t.ContainerID, "*")) // the pattern is valid
+	var errs []error
+	for _, p := range left {
+		if err := removeIfExists(p); err != nil {
+			errs = append(errs, fmt.Errorf("remove device-info file: %w", err))
 		}
 	}
 	return errors.Join(errs...)

@@ -192,11 +192,18 @@ func TestStageAssignsAndStages(t *testing.T) {
 		t.Errorf("ReadDeviceInfo without a file = %v, %v; want nil, nil", di, err)
 	}
 
-	// DEL removes the files, those its specs do not name too (a record
-	// rebuilt from libcni's cache); a second DEL finds nothing and is fine.
+	// DEL removes the files; a second DEL finds nothing and is fine. A
+	// file the specs do not name (a record rebuilt from libcni's cache)
+	// goes with ReleaseSandbox.
 	stray := CNIDeviceInfoPath(f.dir, "other/net", target.ContainerID, "net9")
 	if err := os.WriteFile(stray, []byte("{}"), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	if err := f.m.ReleaseSandbox(context.Background(), target); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stray); err == nil {
+		t.Error("ReleaseSandbox left a device-info file named after the sandbox")
 	}
 	for i := 0; i < 2; i++ {
 		if err := f.m.Release(context.Background(), target, out); err != nil {

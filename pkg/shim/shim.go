@@ -114,9 +114,15 @@ func Run(ctx context.Context, cmd api.Command, a *skel.CmdArgs, out io.Writer) e
 	sctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	req := &api.Request{Protocol: api.Protocol, Command: cmd, ContainerID: a.ContainerID, Netns: a.Netns, IfName: a.IfName, Args: a.Args, Path: a.Path, Config: a.StdinData}
-	resp, err := sendRetrying(sctx, s, req)
+	// Encoded here, before the daemon is asked: a failure is this shim's
+	// own and must not make a DEL run behind the daemon's back.
+	body, err := encodeRequest(req)
 	if err != nil {
-		return answer(ctx, s, cmd, a, err)
+		return types.NewError(types.ErrInternal, "plexus: cannot build the request for plexusd", err.Error())
+	}
+	resp, err := sendRetrying(sctx, s, cmd, body)
+	if err != nil {
+		return unreachable(ctx, s, cmd, a, err)
 	}
 	if resp.Error != nil {
 		return resp.Error
@@ -133,11 +139,11 @@ func Run(ctx context.Context, cmd api.Command, a *skel.CmdArgs, out io.Writer) e
 // while the socket refuses connections (no daemon listening: it is being
 // replaced) or the daemon answers that it is not ready yet. DEL replays
 // from the record instead, and STATUS must answer at once.
-func sendRetrying(ctx context.Context, s *settings, req *api.Request) (*api.Response, error) {
-	retry := req.Command == api.CmdAdd || req.Command == api.CmdCheck
+func sendRetrying(ctx context.Context, s *settings, cmd api.Command, body []byte) (*api.Response, error) {
+	retry := cmd == api.CmdAdd || cmd == api.CmdCheck
 	until := time.Now().Add(s.connectRetry)
 	for {
-		resp, err := send(ctx, s, req)
+		resp, err := send(ctx, s, body)
 		if !retry || !restarting(resp, err) || time.Now().Add(retryInterval).After(until) {
 			return resp, err
 		}
@@ -161,17 +167,9 @@ func restarting(resp *api.Response, err error) bool {
 // encodeRequest is json.Marshal (a variable so a test can make it fail).
 var encodeRequest = func(req *api.Request) ([]byte, error) { return json.Marshal(req) }
 
-// transportError marks a failure to talk to the daemon at all.
-type transportError struct{ err error }
-
-func (e *transportError) Error() string { return e.err.Error() }
-func (e *transportError) Unwrap() error { return e.err }
-
-func send(ctx context.Context, s *settings, req *api.Request) (*api.Response, error) {
-	body, err := encodeRequest(req)
-	if err != nil {
-		return nil, err
-	}
+// send is one exchange with the daemon; every error it returns is a
+// failure to talk to the daemon at all.
+func send(ctx context.Context, s *settings, body []byte) (*api.Response, error) {
 	client := &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return dialDaemon(ctx, s)
@@ -185,19 +183,19 @@ func send(ctx context.Context, s *settings, req *api.Request) (*api.Response, er
 	hreq.Header.Set("Content-Type", "application/json")
 	hresp, err := client.Do(hreq)
 	if err != nil {
-		return nil, &transportError{err}
+		return nil, err
 	}
 	defer hresp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(hresp.Body, 16<<20))
 	if err != nil {
-		return nil, &transportError{err}
+		return nil, err
 	}
 	if hresp.StatusCode != http.StatusOK {
-		return nil, &transportError{fmt.Errorf("HTTP %d: %s", hresp.StatusCode, bytes.TrimSpace(data))}
+		return nil, fmt.Errorf("HTTP %d: %s", hresp.StatusCode, bytes.TrimSpace(data))
 	}
 	var resp api.Response
 	if err := json.Unmarshal(data, &resp); err != nil {
-		return nil, &transportError{fmt.Errorf("decode daemon response: %w", err)}
+		return nil, fmt.Errorf("decode daemon response: %w", err)
 	}
 	return &resp, nil
 }
@@ -219,18 +217,6 @@ func dialDaemon(ctx context.Context, s *settings) (net.Conn, error) {
 		return nil, err
 	}
 	return c, nil
-}
-
-// answer maps a failed exchange to the runtime's answer: a failure to talk
-// to the daemon at all is "unreachable" (DEL then replays from the record);
-// anything that went wrong here before the daemon was asked is this
-// shim's own error, and must not make a DEL run behind the daemon's back.
-func answer(ctx context.Context, s *settings, cmd api.Command, a *skel.CmdArgs, err error) error {
-	var te *transportError
-	if !errors.As(err, &te) {
-		return types.NewError(types.ErrInternal, "plexus: cannot build the request for plexusd", err.Error())
-	}
-	return unreachable(ctx, s, cmd, a, err)
 }
 
 // unreachable maps a transport failure to the CNI answer for cmd.
