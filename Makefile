@@ -11,6 +11,9 @@ PLUGINS_VERSION = $(shell $(GO) list -m -f '{{.Version}}' github.com/containerne
 PLUGINS     := main/bridge main/macvlan main/ipvlan main/host-device main/loopback main/ptp \
                meta/tuning meta/portmap meta/bandwidth ipam/host-local ipam/static
 GOTEST      := $(GO) test -race -count=1
+# The flannel CNI meta plugin: v0.9.1 is the last plugins release that
+# ships it (the flannel-io/cni-plugin module is not served by the proxy).
+FLANNEL_CNI_VERSION := v0.9.1
 
 KUBE_VERSION ?= v1.33.13
 
@@ -31,6 +34,10 @@ plugins:
 			GOBIN=$(CNI_BIN) CGO_ENABLED=0 GOFLAGS=-mod=mod $(GO) install github.com/containernetworking/plugins/plugins/$$p@$(PLUGINS_VERSION); \
 		fi; \
 	done; echo $(PLUGINS_VERSION) > $(CNI_BIN)/.version
+	@if [ ! -x $(CNI_BIN)/flannel ]; then \
+		echo "building meta/flannel@$(FLANNEL_CNI_VERSION)"; \
+		GOBIN=$(CNI_BIN) CGO_ENABLED=0 GOFLAGS=-mod=mod $(GO) install github.com/containernetworking/plugins/plugins/meta/flannel@$(FLANNEL_CNI_VERSION); \
+	fi
 
 # Test-only binaries: a race-enabled daemon and the recording plugin.
 testbins:

@@ -42,6 +42,7 @@ func TestDependencyRules(t *testing.T) {
 		{"./pkg/podref", nil, []string{"pkg/podref"}},
 		{"./pkg/rawjson", nil, []string{"pkg/rawjson"}},
 		{"./pkg/atomicfile", nil, []string{"pkg/atomicfile"}},
+		{"./pkg/hostroot", nil, []string{"pkg/hostroot"}},
 	}
 	// Rule 5: only cmd/thick-daemon imports pkg/daemon.
 	t.Run("pkg/daemon importers", func(t *testing.T) {

@@ -246,7 +246,7 @@ func TestDaemonRejectsBadConfig(t *testing.T) {
 	requireRoot(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "bad.json")
-	if err := os.WriteFile(cfg, []byte(`{"clusterNetwork":"x","chrootDir":"/hostroot","maxConcurrency":0,"bogus":1,"confDir":"relative"}`), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(`{"clusterNetwork":"x","chrootDir":"hostroot","maxConcurrency":0,"bogus":1,"confDir":"relative"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.Command(daemonBin, "--config", cfg).CombinedOutput()

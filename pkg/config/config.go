@@ -54,8 +54,14 @@ type Config struct {
 	GlobalNamespaces []string
 	// ConfDir holds CNI config files referred to by name.
 	ConfDir string
-	// BinDirs are searched, in order, for delegate plugin binaries.
+	// BinDirs are searched, in order, for delegate plugin binaries. With
+	// ChrootDir set they are host paths, looked up inside ChrootDir.
 	BinDirs []string
+	// ChrootDir, when set, is the host's root as the daemon sees it
+	// (Multus "chrootDir"): delegate plugins run chrooted into it, so they
+	// see the host's files, sockets and binaries, and the daemon opens the
+	// runtime's netns paths (host paths) below it.
+	ChrootDir string
 	// CNIDir holds attachment records and the libcni result cache.
 	CNIDir string
 	// SocketDir holds the daemon socket; see SocketPath.
@@ -246,6 +252,7 @@ func (c Config) problems() []error {
 		add(checkLabel(fmt.Sprintf("globalNamespaces[%d]", i), ns))
 	}
 
+	add(checkOptionalAbs("chrootDir", c.ChrootDir))
 	add(checkAbsDir("confDir", c.ConfDir))
 	if len(c.BinDirs) == 0 {
 		add(keyErrorf("binDir", "must name at least one directory"))

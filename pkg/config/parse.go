@@ -111,6 +111,7 @@ func (w *wire) resolve() (Config, []error) {
 	setPath(&c.CRISocket, w.CRISocket)
 	setPath(&c.CNIConfigDir, w.CNIConfigDir)
 	setPath(&c.AutoconfigDir, w.AutoconfigDir)
+	setPath(&c.ChrootDir, w.ChrootDir)
 	if w.PrimaryConfig != nil {
 		c.PrimaryConfig = *w.PrimaryConfig
 	}

@@ -5,7 +5,6 @@ package config
 // (rather than ignoring them) means a carried-over Multus config never
 // silently behaves differently from what its author expected.
 var unsupported = map[string]string{
-	"chrootDir":             "delegates run in the host mount namespace of the plexusd pod (mount the host's CNI directories into the pod instead of chrooting)",
 	"metricsPort":           "metrics are not implemented yet",
 	"enablePprof":           "use pprofSocket: pprof is served on a root-only unix socket, never on a TCP port",
 	"connectionLimit":       "use maxConcurrency and queueSize, which bound delegate work rather than connections",

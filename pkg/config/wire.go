@@ -59,6 +59,7 @@ type wire struct {
 	MultusConfigFile       *string         `json:"multusConfigFile"`
 	PodResourcesSocket     *string         `json:"podResourcesSocket"`
 	DeviceInfoDir          *string         `json:"deviceInfoDir"`
+	ChrootDir              *string         `json:"chrootDir"`
 }
 
 // wireLogOptions is the Multus logOptions object.
@@ -124,6 +125,7 @@ func (w *wire) fields() map[string]any {
 		"multusConfigFile":       &w.MultusConfigFile,
 		"podResourcesSocket":     &w.PodResourcesSocket,
 		"deviceInfoDir":          &w.DeviceInfoDir,
+		"chrootDir":              &w.ChrootDir,
 	}
 }
 

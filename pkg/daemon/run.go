@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/plexus-cni/plexus/pkg/config"
 	"github.com/plexus-cni/plexus/pkg/delegate"
 	"github.com/plexus-cni/plexus/pkg/detach"
+	"github.com/plexus-cni/plexus/pkg/hostroot"
 	"github.com/plexus-cni/plexus/pkg/devices"
 	"github.com/plexus-cni/plexus/pkg/k8sclient"
 	"github.com/plexus-cni/plexus/pkg/manifest"
@@ -35,9 +37,12 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 	if os.Geteuid() != 0 {
 		return errors.New("plexusd must run as root")
 	}
+	if err := checkHostRoot(cfg, log); err != nil {
+		return err
+	}
 	st := store.NewFileStore(store.RecordsDir(cfg.CNIDir))
 	sweepTemp(log, store.RecordsDir(cfg.CNIDir), cfg.StatusDir)
-	inv := delegate.NewInvoker(cfg.BinDirs, cfg.CNIDir, &delegate.BoundedExec{Timeout: cfg.DelegateTimeout})
+	inv := delegate.NewInvoker(cfg.BinDirs, cfg.CNIDir, &delegate.BoundedExec{Timeout: cfg.DelegateTimeout, Root: cfg.ChrootDir})
 	inv.RollbackTimeout = cfg.RollbackTimeout
 	src, events, err := newSource(ctx, cfg, flags, log, st, inv)
 	if err != nil {
@@ -45,7 +50,7 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 	}
 	mux := NewMultiplexer(cfg, src, st, inv, events,
 		devices.New(devices.Options{PodResourcesSocket: cfg.PodResourcesSocket, DeviceInfoDir: cfg.DeviceInfoDir}, log),
-		routes.NewWithCache(cfg.CNIDir, log))
+		routes.NewWithCache(cfg.CNIDir, log).InHostRoot(cfg.ChrootDir))
 	srv := server.New(mux, log, server.Options{
 		Workers:        cfg.MaxConcurrency,
 		QueueSize:      cfg.QueueSize,
@@ -195,4 +200,26 @@ func (r logRecorder) NodeEvent(warning bool, reason, msg string) {
 		return
 	}
 	r.log.Info(msg, "reason", reason)
+}
+
+// checkHostRoot refuses a chrootDir that is not a directory (delegates
+// would fail one by one at pod start-up) and warns about a binDir missing
+// below it.
+func checkHostRoot(cfg config.Config, log *slog.Logger) error {
+	if cfg.ChrootDir == "" {
+		return nil
+	}
+	fi, err := os.Stat(cfg.ChrootDir)
+	if err == nil && !fi.IsDir() {
+		err = fmt.Errorf("%s is not a directory", cfg.ChrootDir)
+	}
+	if err != nil {
+		return &config.KeyError{Key: "chrootDir", Err: fmt.Errorf("%w (mount the host's / there, with HostToContainer propagation)", err)}
+	}
+	for _, d := range cfg.BinDirs {
+		if _, err := os.Stat(hostroot.Path(cfg.ChrootDir, d)); err != nil {
+			log.Warn("binDir not found below chrootDir (binDir is a host path when chrootDir is set)", "binDir", d, "chrootDir", cfg.ChrootDir, "err", err)
+		}
+	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/plexus-cni/plexus/pkg/detach"
+	"github.com/plexus-cni/plexus/pkg/hostroot"
 )
 
 // Sweeper finds the records of sandboxes that are gone without a DEL or a
@@ -132,7 +133,7 @@ func (s *Sweeper) orphan(id string, listed map[string]bool) (string, bool) {
 		}
 		return "the CRI runtime does not list the sandbox", true
 	}
-	if rec.Pod.Name == "" || rec.Netns == "" || netnsExists(rec.Netns) {
+	if rec.Pod.Name == "" || rec.Netns == "" || netnsExists(hostroot.Path(s.m.cfg.ChrootDir, rec.Netns)) {
 		return "", false
 	}
 	exists, known := s.m.src.PodExists(rec.Pod)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -31,14 +32,35 @@ type BoundedExec struct {
 	Timeout time.Duration
 	// Stderr receives the plugin's stderr after a successful run (nil: dropped).
 	Stderr io.Writer
+	// Root, when set, is the directory each plugin runs chrooted into
+	// (the daemon's chrootDir): plugin paths, CNI_PATH and every path a
+	// plugin opens are then host paths. Only the child is chrooted, so
+	// plugins still run in parallel.
+	Root string
 	version.PluginDecoder
 }
 
 var _ invoke.Exec = (*BoundedExec)(nil)
 
-// FindInPath implements invoke.Exec.
+// FindInPath implements invoke.Exec. With Root set, paths are looked up
+// below it and the path returned is the one the chrooted plugin runs as.
 func (e *BoundedExec) FindInPath(plugin string, paths []string) (string, error) {
-	return invoke.FindInPath(plugin, paths)
+	if e.Root == "" {
+		return invoke.FindInPath(plugin, paths)
+	}
+	rooted := make([]string, len(paths))
+	for i, p := range paths {
+		rooted[i] = filepath.Join(e.Root, p)
+	}
+	found, err := invoke.FindInPath(plugin, rooted)
+	if err != nil {
+		return "", fmt.Errorf("%w (chrootDir %s)", err, e.Root)
+	}
+	rel, err := filepath.Rel(e.Root, found)
+	if err != nil {
+		return "", err
+	}
+	return "/" + rel, nil
 }
 
 // ExecPlugin implements invoke.Exec.
@@ -73,6 +95,10 @@ func (e *BoundedExec) run(ctx context.Context, pluginPath string, stdin []byte, 
 	c.Stdout, c.Stderr = &stdout, &stderr
 	// Its own process group, so a timeout kills whatever it started too.
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if e.Root != "" {
+		c.SysProcAttr.Chroot = e.Root
+		c.Dir = "/" // inside the new root: nothing of the daemon's view is left
+	}
 	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
 	c.WaitDelay = pipeGrace
 	err := c.Run()

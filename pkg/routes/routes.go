@@ -9,6 +9,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/plexus-cni/plexus/pkg/delegate"
+	"github.com/plexus-cni/plexus/pkg/hostroot"
 )
 
 // Fixer moves default routes to the interfaces that asked for them: the
@@ -19,7 +20,19 @@ type Fixer struct {
 	// <cacheDir>/results are rewritten when rewriteCache is set.
 	cacheDir     string
 	rewriteCache bool
+	// hostRoot is where the host's root is seen (the daemon's chrootDir):
+	// netns paths from the runtime are host paths, opened below it.
+	hostRoot string
 }
+
+// InHostRoot makes f open netns paths below root (the daemon's chrootDir);
+// "" opens them as they are.
+func (f *Fixer) InHostRoot(root string) *Fixer {
+	f.hostRoot = root
+	return f
+}
+
+func (f *Fixer) netnsPath(p string) string { return hostroot.Path(f.hostRoot, p) }
 
 // New returns a Fixer that does not rewrite libcni's cached results: the
 // routes, the returned outcomes and CHECK are right, but the prevResult
@@ -62,7 +75,7 @@ func (f *Fixer) Apply(ctx context.Context, t delegate.Target, outcomes []delegat
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	err = ns.WithNetNSPath(t.Netns, func(ns.NetNS) error {
+	err = ns.WithNetNSPath(f.netnsPath(t.Netns), func(ns.NetNS) error {
 		for _, r := range reqs {
 			if err := apply(r); err != nil {
 				return &Error{Netns: t.Netns, IfName: r.IfName, Family: r.Family.String(), Op: "apply", Err: err}
@@ -127,7 +140,7 @@ func (f *Fixer) Check(ctx context.Context, t delegate.Target, specs []delegate.S
 		return err
 	}
 	var errs []error
-	err = ns.WithNetNSPath(t.Netns, func(ns.NetNS) error {
+	err = ns.WithNetNSPath(f.netnsPath(t.Netns), func(ns.NetNS) error {
 		for _, r := range reqs {
 			if err := verify(r); err != nil {
 				errs = append(errs, &Error{Netns: t.Netns, IfName: r.IfName, Family: r.Family.String(), Op: "check", Err: err})
