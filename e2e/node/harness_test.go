@@ -103,6 +103,13 @@ func (n *Node) netnsDir() string {
 	return filepath.Join(n.ctrdState(), "io.containerd.grpc.v1.cri", "netns")
 }
 func (n *Node) podLogs() string { return n.p("pod-logs") }
+func (n *Node) devInfoDir() string { return n.p("devinfo") }
+
+// hostRoot is the node's "/" for the DaemonSet's hostroot mount: a
+// recursive bind of / made shared, since this machine's / is private and
+// containerd mounts a HostToContainer hostPath only from a shared or slave
+// mount (a systemd host's / is shared).
+func (n *Node) hostRoot() string { return n.p("hostroot") }
 
 // staticPodDir is the kubelet's staticPodPath.
 func (n *Node) staticPodDir() string { return n.p("etc/kubernetes/manifests") }
@@ -175,7 +182,7 @@ func Start(ctx context.Context) (n *Node, err error) {
 			return n, fmt.Errorf("leftovers of a previous run: %w", terr)
 		}
 	}
-	for _, d := range []string{n.confDir(), n.binDir(), n.ipamDir(), n.plexusCNIDir(), n.runPlexus(), n.p("run"), n.p("logs"),
+	for _, d := range []string{n.confDir(), n.binDir(), n.ipamDir(), n.plexusCNIDir(), n.runPlexus(), n.p("run"), n.p("logs"), n.hostRoot(), n.devInfoDir(),
 		n.p("containerd/root"), n.netnsDir(), n.p("runc"), n.p("kubelet"), n.podLogs(), n.p("images"), n.staticPodDir()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return n, err
@@ -370,6 +377,13 @@ func (n *Node) startNode(ctx context.Context) error {
 	}
 	if err := unix.Mount("", n.netnsDir(), "", unix.MS_SHARED, ""); err != nil {
 		return fmt.Errorf("make-shared %s: %w", n.netnsDir(), err)
+	}
+	// After the netns dir, so the view holds a peer of it.
+	if err := unix.Mount("/", n.hostRoot(), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("rbind / %s: %w", n.hostRoot(), err)
+	}
+	if err := unix.Mount("", n.hostRoot(), "", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("make-rshared %s: %w", n.hostRoot(), err)
 	}
 	cfgPath := n.p("containerd.toml")
 	if err := os.WriteFile(cfgPath, []byte(n.containerdConfig()), 0o644); err != nil {
@@ -665,8 +679,14 @@ func (n *Node) teardownHost(leftovers bool) error {
 	if err := killCgroupTree(); err != nil {
 		errs = append(errs, err)
 	}
-	// Mounts under the state dir, deepest first (netns files, the shared
+	// The host-root view first (a detach takes its whole tree), then the
+	// mounts under the state dir, deepest first (netns files, the shared
 	// netns dir, rootfs overlays, sandbox shm, kubelet's volumes).
+	if isMountPoint(n.hostRoot()) {
+		if err := unix.Unmount(n.hostRoot(), unix.MNT_DETACH); err != nil {
+			errs = append(errs, fmt.Errorf("umount %s: %w", n.hostRoot(), err))
+		}
+	}
 	for i := 0; i < 3; i++ {
 		mps := mountsUnder(n.Root)
 		if len(mps) == 0 {
@@ -847,6 +867,15 @@ func mountsUnder(dir string) []string {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return strings.Count(out[i], "/") > strings.Count(out[j], "/") })
 	return out
+}
+
+func isMountPoint(dir string) bool {
+	for _, m := range mountsUnder(dir) {
+		if m == dir {
+			return true
+		}
+	}
+	return false
 }
 
 func unescapeMount(s string) string {

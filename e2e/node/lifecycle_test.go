@@ -255,7 +255,7 @@ func (n *Node) uninstallPod(image string) *corev1.Pod {
 			Containers: []corev1.Container{{
 				Name: "uninstall", Image: image, ImagePullPolicy: corev1.PullIfNotPresent,
 				Command:      []string{"/usr/bin/plexusd", "--uninstall", "--config", "/etc/plexus/plexusd.json"},
-				VolumeMounts: []corev1.VolumeMount{{Name: "config", MountPath: "/etc/plexus"}, {Name: "cni-conf", MountPath: "/host/etc/cni"}},
+				VolumeMounts: []corev1.VolumeMount{{Name: "config", MountPath: "/etc/plexus"}, {Name: "cni-conf", MountPath: "/hostroot" + n.p("etc/cni")}},
 			}},
 			Volumes: []corev1.Volume{
 				{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "plexusd-config"}}}},

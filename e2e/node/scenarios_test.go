@@ -125,10 +125,13 @@ func (n *Node) dumpOnFailure(t *testing.T, phase string) {
 func (n *Node) deployFile(name string) string { return filepath.Join(n.Repo, "deployments", name) }
 
 // testConfig is the shipped plexusd.json with the paths of this node. The
-// CNI config dir stays as shipped (/host/etc/cni/net.d: only the
-// DaemonSet's hostPath changes); the socket and cniDir move to private
-// paths, mounted at the same path inside the pod, since the shim (run by
-// containerd on the host) reads them from the generated config.
+// shipped values are checked first, so a change of configmap.yaml fails
+// loudly. Paths plexusd reaches through the host root stay below
+// /hostroot, now naming this node's private directories there; binDir is
+// a host path (delegates run chrooted); the socket, cniDir and the
+// device-info dir move to private paths, mounted at the same path inside
+// the pod, since the shim (run by containerd on the host) and the plugins
+// read them too.
 func (n *Node) testConfig(t *testing.T) string {
 	t.Helper()
 	b, err := os.ReadFile(n.deployFile("configmap.yaml"))
@@ -143,14 +146,22 @@ func (n *Node) testConfig(t *testing.T) string {
 	if err := json.Unmarshal([]byte(cm.Data["plexusd.json"]), &cfg); err != nil {
 		t.Fatalf("configmap.yaml plexusd.json: %v", err)
 	}
-	if cfg["cniConfigDir"] != "/host/etc/cni/net.d" {
-		t.Fatalf("configmap.yaml: cniConfigDir %v, want /host/etc/cni/net.d (the DaemonSet's cni-conf mount)", cfg["cniConfigDir"])
+	const hr = "/hostroot"
+	set := func(key string, shipped, val any) {
+		if cfg[key] != shipped {
+			t.Fatalf("configmap.yaml: %s %v, want %v", key, cfg[key], shipped)
+		}
+		cfg[key] = val
 	}
-	cfg["cniDir"] = n.plexusCNIDir()
-	cfg["socketDir"] = n.runPlexus()
-	if cfg["criSocket"] != "/host/run/containerd/containerd.sock" || filepath.Base(n.ctrdSock()) != "containerd.sock" {
-		t.Fatalf("configmap.yaml: criSocket %v, want /host/run/containerd/containerd.sock (the DaemonSet's cri mount)", cfg["criSocket"])
-	}
+	set("chrootDir", hr, hr)
+	set("binDir", "/opt/cni/bin", n.binDir())
+	set("cniConfigDir", hr+"/etc/cni/net.d", hr+n.confDir())
+	set("confDir", hr+"/etc/cni/plexus/net.d", hr+n.p("etc/cni/plexus/net.d"))
+	set("criSocket", hr+"/run/containerd/containerd.sock", hr+n.ctrdSock())
+	set("podResourcesSocket", hr+"/var/lib/kubelet/pod-resources/kubelet.sock", hr+n.p("kubelet/pod-resources/kubelet.sock"))
+	set("cniDir", "/var/lib/cni/plexus", n.plexusCNIDir())
+	set("socketDir", "/run/plexus", n.runPlexus())
+	set("deviceInfoDir", "/var/run/k8s.cni.cncf.io/devinfo", n.devInfoDir())
 	// Every scenario runs with the orphan sweep active and the runtime
 	// asked: it must never touch a live pod.
 	cfg["orphanSweepInterval"] = "2s"
@@ -177,8 +188,8 @@ func (n *Node) daemonSetPatch(t *testing.T, image string) string {
 	}
 	spec := ds.Spec.Template.Spec
 	hostPaths := map[string]string{
-		"cni-bin": n.binDir(), "cni-conf": n.p("etc/cni"), "run-plexus": n.runPlexus(),
-		"var-lib-cni": n.varLibCNI(), "netns": n.netnsDir(), "cri": filepath.Dir(n.ctrdSock()),
+		"cni-bin": n.binDir(), "hostroot": n.hostRoot(), "run-plexus": n.runPlexus(),
+		"cni-plexus": n.plexusCNIDir(), "devinfo": n.devInfoDir(),
 	}
 	for i, v := range spec.Volumes {
 		if to, ok := hostPaths[v.Name]; ok && v.HostPath != nil {
@@ -189,7 +200,7 @@ func (n *Node) daemonSetPatch(t *testing.T, image string) string {
 	if len(hostPaths) > 0 {
 		t.Fatalf("daemonset.yaml has no hostPath volumes %v", keys(hostPaths))
 	}
-	samePath := map[string]string{"run-plexus": n.runPlexus(), "var-lib-cni": n.varLibCNI(), "netns": n.netnsDir()}
+	samePath := map[string]string{"run-plexus": n.runPlexus(), "cni-plexus": n.plexusCNIDir(), "devinfo": n.devInfoDir()}
 	found := false
 	for ci, c := range spec.Containers {
 		if c.Name != "plexusd" {
