@@ -24,6 +24,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/plexus-cni/plexus/pkg/api"
 	"github.com/plexus-cni/plexus/pkg/atomicfile"
 )
 
@@ -248,12 +249,16 @@ func Generate(primary []byte, opts Options) ([]byte, error) {
 	if err := json.Unmarshal(primary, &p); err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
 	}
+	if p.CNIVersion == "" {
+		return nil, errors.New("no cniVersion")
+	}
+	// Plexus delegates to the primary at the primary's own version.
+	if !api.SupportsCNIVersion(p.CNIVersion) {
+		return nil, fmt.Errorf("cniVersion %q is not one Plexus speaks (%s)", p.CNIVersion, strings.Join(api.CNIVersions, ", "))
+	}
 	version := opts.CNIVersion
 	if version == "" {
 		version = p.CNIVersion
-	}
-	if version == "" {
-		return nil, errors.New("no cniVersion")
 	}
 	caps := map[string]bool{podAnnotationsCapability: true}
 	for k, v := range p.Capabilities {

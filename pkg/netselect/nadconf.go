@@ -56,7 +56,11 @@ func LoadNADConfig(nad *nadv1.NetworkAttachmentDefinition, confDir string, loade
 				Err:    err}
 		}
 	}
-	out, err := NormalizeConfList(raw, nad.Name)
+	normalize := NormalizeConfList
+	if source == "confDir" {
+		normalize = NormalizeHostConfList
+	}
+	out, err := normalize(raw, nad.Name)
 	if err != nil {
 		return nil, withSource(err, element, source)
 	}
@@ -106,6 +110,19 @@ func confErr(field, format string, args ...interface{}) error {
 // "cni.dev/…"; the keys this package reads are spelled exactly and not
 // duplicated. Errors are *SelectionError whose Field is the JSON path.
 func NormalizeConfList(raw []byte, defaultName string) ([]byte, error) {
+	return normalize(raw, defaultName, false)
+}
+
+// NormalizeHostConfList is NormalizeConfList for a file on the node (the
+// primary CNI's config, confDir): written by the node's admin or a
+// primary's installer, it may carry a runtimeConfig of its own, as
+// OVN-Kubernetes's ("runtimeConfig":{}) and Azure CNI's do; the runtime
+// would hand it to the plugin, so Plexus does too.
+func NormalizeHostConfList(raw []byte, defaultName string) ([]byte, error) {
+	return normalize(raw, defaultName, true)
+}
+
+func normalize(raw []byte, defaultName string, hostFile bool) ([]byte, error) {
 	doc := bytes.TrimSpace(raw)
 	if len(doc) == 0 {
 		return nil, confErr("", "empty CNI configuration")
@@ -126,12 +143,12 @@ func NormalizeConfList(raw []byte, defaultName string) ([]byte, error) {
 		return nil, err
 	}
 	if _, ok := rawjson.Find(ms, "plugins"); ok {
-		return normalizeList(doc, ms, defaultName)
+		return normalizeList(doc, ms, defaultName, hostFile)
 	}
-	return normalizeSingle(doc, ms, defaultName)
+	return normalizeSingle(doc, ms, defaultName, hostFile)
 }
 
-func normalizeList(doc []byte, ms []rawjson.Member, defaultName string) ([]byte, error) {
+func normalizeList(doc []byte, ms []rawjson.Member, defaultName string, hostFile bool) ([]byte, error) {
 	if err := checkCNIVersion(doc, ms, ""); err != nil {
 		return nil, err
 	}
@@ -152,7 +169,7 @@ func normalizeList(doc []byte, ms []rawjson.Member, defaultName string) ([]byte,
 		return nil, confErr("plugins", "must not be empty")
 	}
 	for i, s := range els {
-		if err := checkPlugin(arr[s.Start:s.End], fmt.Sprintf("plugins[%d].", i)); err != nil {
+		if err := checkPlugin(arr[s.Start:s.End], fmt.Sprintf("plugins[%d].", i), hostFile); err != nil {
 			return nil, err
 		}
 	}
@@ -165,8 +182,8 @@ func normalizeList(doc []byte, ms []rawjson.Member, defaultName string) ([]byte,
 	return out, nil
 }
 
-func normalizeSingle(doc []byte, ms []rawjson.Member, defaultName string) ([]byte, error) {
-	if err := checkPlugin(doc, ""); err != nil {
+func normalizeSingle(doc []byte, ms []rawjson.Member, defaultName string, hostFile bool) ([]byte, error) {
+	if err := checkPlugin(doc, "", hostFile); err != nil {
 		return nil, err
 	}
 	if err := checkCNIVersion(doc, ms, ""); err != nil {
@@ -247,8 +264,9 @@ func networkName(doc []byte, ms []rawjson.Member, prefix, defaultName string) ([
 	return doc[m.Val.Start:m.Val.End], false, nil
 }
 
-// checkPlugin validates one plugin object; prefix is its JSON path plus ".".
-func checkPlugin(obj []byte, prefix string) error {
+// checkPlugin validates one plugin object; prefix is its JSON path plus
+// ".". A host file may set runtimeConfig.
+func checkPlugin(obj []byte, prefix string, hostFile bool) error {
 	if obj[0] != '{' {
 		return confErr(strings.TrimSuffix(prefix, "."), "plugin must be a JSON object")
 	}
@@ -260,7 +278,7 @@ func checkPlugin(obj []byte, prefix string) error {
 		return err
 	}
 	for _, m := range ms {
-		if isReservedKey(m.Key) {
+		if isReservedKey(m.Key) && !(hostFile && m.Key == "runtimeConfig") {
 			return confErr(prefix+m.Key, "key %q is reserved for the runtime and must not be set in a delegate configuration", m.Key)
 		}
 	}

@@ -349,3 +349,23 @@ func TestNormalizedOutputFeedsEditors(t *testing.T) {
 		t.Errorf("expected name at list and plugin level: %s", got)
 	}
 }
+
+// A config file on the node may carry its own runtimeConfig (the runtime
+// would pass it on); a NAD's spec.config may not. The other reserved keys
+// stay reserved everywhere.
+func TestHostFileMayCarryRuntimeConfig(t *testing.T) {
+	ovnk := `{"cniVersion":"1.1.0","name":"ovn-kubernetes","type":"ovn-k8s-cni-overlay","ipam":{},"dns":{},"runtimeConfig":{}}`
+	out, err := NormalizeHostConfList([]byte(ovnk), "x")
+	if err != nil {
+		t.Fatalf("host file: %v", err)
+	}
+	if !strings.Contains(string(out), `"runtimeConfig":{}`) {
+		t.Errorf("runtimeConfig not kept: %s", out)
+	}
+	if _, err := NormalizeConfList([]byte(ovnk), "x"); err == nil || !strings.Contains(err.Error(), "reserved") {
+		t.Errorf("NAD config with runtimeConfig: err %v, want reserved", err)
+	}
+	if _, err := NormalizeHostConfList([]byte(`{"cniVersion":"1.0.0","type":"x","prevResult":{}}`), "x"); err == nil {
+		t.Error("host file with prevResult accepted")
+	}
+}

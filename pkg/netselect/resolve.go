@@ -422,7 +422,7 @@ func (r *resolver) configured(ref, label string) (delegate.Spec, error) {
 				Reason: fmt.Sprintf("cannot load CNI configuration file %q", ref), Err: err})
 		}
 		base := filepath.Base(ref)
-		confList, err := NormalizeConfList(raw, strings.TrimSuffix(base, filepath.Ext(base)))
+		confList, err := NormalizeHostConfList(raw, strings.TrimSuffix(base, filepath.Ext(base)))
 		if err != nil {
 			return delegate.Spec{}, r.relabel(withSource(err, "", ref), label)
 		}
@@ -457,7 +457,7 @@ func (r *resolver) configured(ref, label string) (delegate.Spec, error) {
 		return delegate.Spec{}, r.fail(&SelectionError{Element: label,
 			Reason: fmt.Sprintf("cannot load CNI configuration %q from %q", ref, r.opts.ConfDir), Err: err})
 	}
-	confList, err := NormalizeConfList(raw, ref)
+	confList, err := NormalizeHostConfList(raw, ref)
 	if err != nil {
 		return delegate.Spec{}, r.relabel(withSource(err, "", "confDir"), label)
 	}

@@ -5,6 +5,10 @@
 // "childOn" names a command on which it first starts `sleep <childSleep>`
 // holding its stdout and leaves it running; "hangOn" one on which it then
 // sleeps for ever (until killed).
+//
+// Copied into <d>/bin under another plugin's name (a stand-in for a
+// primary CNI that cannot run here), it also writes the config it was
+// given to <d>/stdin/<COMMAND>-<name>-<ifname>.json when <d>/stdin exists.
 package main
 
 import (
@@ -12,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -45,6 +50,14 @@ func record(cmd string, a *skel.CmdArgs) (*conf, error) {
 	c, err := load(a)
 	if err != nil {
 		return nil, err
+	}
+	if exe, err := os.Executable(); err == nil {
+		dir := filepath.Join(filepath.Dir(filepath.Dir(exe)), "stdin")
+		if _, err := os.Stat(dir); err == nil {
+			// A stand-in: the config's keys are another plugin's.
+			name := fmt.Sprintf("%s-%s-%s.json", cmd, filepath.Base(exe), a.IfName)
+			return c, os.WriteFile(filepath.Join(dir, name), a.StdinData, 0o644)
+		}
 	}
 	if c.LogFile != "" {
 		f, err := os.OpenFile(c.LogFile, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
