@@ -72,6 +72,8 @@ E2E_NODE_TIMEOUT ?= 40m
 e2e-node: build plugins image
 	@if [ "$$(id -u)" != 0 ]; then echo "make e2e-node needs root (containerd, kubelet, netns)"; exit 1; fi
 	KUBE_VERSION=$(KUBE_VERSION) TARGETS="$(KUBE_NODE_BINS)" hack/kube-build.sh
+	hack/flannel-build.sh
+	hack/calico-build.sh
 	PLEXUS_E2E_NODE=1 $(GO) test -count=1 -v -timeout $(E2E_NODE_TIMEOUT) ./e2e/node
 
 # Everything: unit, fuzz seeds, real netns + real plugins end to end, a

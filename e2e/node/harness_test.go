@@ -47,9 +47,10 @@ const (
 	kubeVersion = "v1.33.13"
 )
 
-// sysctls the kubelet rewrites (setupKernelTunables); saved before it
+// sysctls the kubelet rewrites (setupKernelTunables), and ip_forward
+// (the bridge, ptp and flannel plugins turn it on); saved before the node
 // starts and restored at the end.
-var kubeletSysctls = []string{"vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops", "kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes"}
+var kubeletSysctls = []string{"net/ipv4/ip_forward", "vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops", "kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes"}
 
 // undo is what the run changed outside its directory, kept on disk
 // (state.json) so the next run can undo a killed run.
@@ -102,7 +103,7 @@ func (n *Node) ctrdState() string    { return n.p("containerd/state") }
 func (n *Node) netnsDir() string {
 	return filepath.Join(n.ctrdState(), "io.containerd.grpc.v1.cri", "netns")
 }
-func (n *Node) podLogs() string { return n.p("pod-logs") }
+func (n *Node) podLogs() string    { return n.p("pod-logs") }
 func (n *Node) devInfoDir() string { return n.p("devinfo") }
 
 // hostRoot is the node's "/" for the DaemonSet's hostroot mount: a
@@ -154,7 +155,7 @@ func missing(repo string) []string {
 	return out
 }
 
-var cniPlugins = []string{"bridge", "host-local", "loopback", "macvlan", "static"}
+var cniPlugins = []string{"bridge", "host-local", "loopback", "macvlan", "static", "ptp", "portmap", "bandwidth"}
 
 // Start brings the node up with only the primary CNI config.
 func Start(ctx context.Context) (n *Node, err error) {
@@ -222,8 +223,10 @@ func (n *Node) startControlPlane(ctx context.Context) error {
 		"--root-ca-file="+c.CAFile, "--use-service-account-credentials=false",
 		"--controllers=daemonset-controller,deployment-controller,replicaset-controller,garbage-collector-controller,"+
 			"namespace-controller,serviceaccount-controller,root-ca-certificate-publisher-controller,"+
-			"node-lifecycle-controller,pod-garbage-collector-controller",
-		"--concurrent-deployment-syncs=5", "--concurrent-replicaset-syncs=5"); err != nil {
+			"node-lifecycle-controller,pod-garbage-collector-controller,node-ipam-controller",
+		"--concurrent-deployment-syncs=5", "--concurrent-replicaset-syncs=5",
+		// The node's podCIDR, which flanneld's kube subnet manager needs.
+		"--allocate-node-cidrs=true", "--cluster-cidr=10.244.0.0/16", "--node-cidr-mask-size=24"); err != nil {
 		return err
 	}
 	if err := n.spawn("kube-scheduler", filepath.Join(n.KubeBin, "kube-scheduler"),
@@ -356,7 +359,14 @@ func (n *Node) startNode(ctx context.Context) error {
 	if out, err := exec.Command("ip", "link", "add", parentA, "type", "veth", "peer", "name", parentB).CombinedOutput(); err != nil {
 		return fmt.Errorf("veth pair: %w: %s", err, out)
 	}
-	for _, l := range []string{parentA, parentB} {
+	// flanneld's interface (no default route here): another pair.
+	if out, err := exec.Command("ip", "link", "add", flannelLink, "type", "veth", "peer", "name", flannelPeer).CombinedOutput(); err != nil {
+		return fmt.Errorf("veth pair: %w: %s", err, out)
+	}
+	if out, err := exec.Command("ip", "addr", "add", "10.249.0.1/24", "dev", flannelLink).CombinedOutput(); err != nil {
+		return fmt.Errorf("address on %s: %w: %s", flannelLink, err, out)
+	}
+	for _, l := range []string{parentA, parentB, flannelLink, flannelPeer} {
 		if out, err := exec.Command("ip", "link", "set", l, "up").CombinedOutput(); err != nil {
 			return fmt.Errorf("link up %s: %w: %s", l, err, out)
 		}
@@ -701,7 +711,7 @@ func (n *Node) teardownHost(leftovers bool) error {
 	if err := removeCgroupTree(); err != nil {
 		errs = append(errs, err)
 	}
-	for _, l := range []string{bridgeName, parentA, parentB} {
+	for _, l := range []string{bridgeName, parentA, parentB, flannelLink, flannelBridge, flannelVXLAN} {
 		if _, err := os.Stat("/sys/class/net/" + l); err == nil {
 			if out, err := exec.Command("ip", "link", "del", l).CombinedOutput(); err != nil {
 				errs = append(errs, fmt.Errorf("ip link del %s: %w: %s", l, err, out))

@@ -102,6 +102,10 @@ func TestNode(t *testing.T) {
 		{"DaemonRestart", testDaemonRestart},
 		{"ConfigRestored", testConfigRestored},
 		{"Upgrade", testUpgrade},
+		{"PrimaryPtp", testPrimaryPtp},
+		{"PrimaryFlannel", testPrimaryFlannel},
+		{"PrimaryCalico", testPrimaryCalico},
+		{"PrimaryBack", testPrimaryBack},
 		{"Uninstall", testUninstall},
 	}
 	deployed := false

@@ -226,13 +226,18 @@ func (m *Manager) findPrimary() (string, []byte, error) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	var skipped []string
 	for _, n := range names {
 		path := filepath.Join(dir, n)
 		data, err := os.ReadFile(path)
 		if err != nil || len(bytes.TrimSpace(data)) == 0 || !json.Valid(data) {
-			continue // half-written or foreign: not a primary
+			skipped = append(skipped, n) // half-written or foreign: not a primary
+			continue
 		}
 		return path, data, nil
+	}
+	if len(skipped) > 0 {
+		return "", nil, fmt.Errorf("waiting for a primary CNI config in %s (not valid JSON: %s)", dir, strings.Join(skipped, ", "))
 	}
 	return "", nil, fmt.Errorf("waiting for a primary CNI config in %s", dir)
 }
