@@ -94,7 +94,6 @@ func (n *Node) p(parts ...string) string { return filepath.Join(append([]string{
 // Paths as the runtime, the shim and (mounted at the same path) plexusd see them.
 func (n *Node) confDir() string      { return n.p("etc/cni/net.d") }
 func (n *Node) binDir() string       { return n.p("opt/cni/bin") }
-func (n *Node) varLibCNI() string    { return n.p("var/lib/cni") }
 func (n *Node) ipamDir() string      { return n.p("var/lib/cni/networks") }
 func (n *Node) plexusCNIDir() string { return n.p("var/lib/cni/plexus") }
 func (n *Node) runPlexus() string    { return n.p("run/plexus") }

@@ -172,6 +172,16 @@ func hostVeths(t *testing.T) int {
 	return c
 }
 
+// onOldPrimary makes a namespace with the NADs and a pod (eth0 and net1)
+// on the primary in place now, to be deleted after the switch.
+func (n *Node) onOldPrimary(t *testing.T, nsName, pod string) (string, Sandbox) {
+	t.Helper()
+	ns := n.Namespace(t, nsName)
+	n.attachNADs(t, ns)
+	n.Pod(t, ns, pod, "mv-a")
+	return ns, n.SandboxOf(t, n.WaitRunning(t, ns, pod, 90*time.Second))
+}
+
 func (n *Node) deleteAll(t *testing.T, ns string, pods []*corev1.Pod, sbs map[string]Sandbox) {
 	t.Helper()
 	for _, p := range pods {
@@ -184,11 +194,7 @@ func (n *Node) deleteAll(t *testing.T, ns string, pods []*corev1.Pod, sbs map[st
 // Pods made before keep their bridge eth0 and are torn down by it; new
 // pods get ptp's eth0; DEL leaves nothing.
 func testPrimaryPtp(t *testing.T, n *Node) {
-	ns := n.Namespace(t, "node-ptp")
-	n.attachNADs(t, ns)
-	old := n.Pod(t, ns, "on-bridge", "mv-a")
-	old = n.WaitRunning(t, ns, old.Name, 90*time.Second)
-	oldSB := n.SandboxOf(t, old)
+	ns, oldSB := n.onOldPrimary(t, "node-ptp", "on-bridge")
 	ports, veths := len(BridgePorts()), hostVeths(t)
 
 	since := time.Now()
@@ -201,7 +207,7 @@ func testPrimaryPtp(t *testing.T, n *Node) {
 		t.Errorf("host veths %d, want %d (one per ptp pod)", got, veths+2)
 	}
 	// The pod made on the bridge is torn down by its recorded config.
-	n.DeletePod(t, ns, old.Name)
+	n.DeletePod(t, ns, "on-bridge")
 	n.checkGone(t, map[string]Sandbox{"on-bridge": oldSB}, ports-1)
 	n.deleteAll(t, ns, pods, sbs)
 	if got := hostVeths(t); got != veths-1 {
@@ -252,11 +258,7 @@ func (n *Node) deployFlannel(t *testing.T) {
 // plugin, which plexusd runs chrooted (it reads subnet.env, a host file).
 func testPrimaryFlannel(t *testing.T, n *Node) {
 	ctx := context.Background()
-	ns := n.Namespace(t, "node-flannel")
-	n.attachNADs(t, ns)
-	old := n.Pod(t, ns, "on-ptp", "mv-a")
-	old = n.WaitRunning(t, ns, old.Name, 90*time.Second)
-	oldSB := n.SandboxOf(t, old)
+	ns, oldSB := n.onOldPrimary(t, "node-flannel", "on-ptp")
 	veths := hostVeths(t)
 
 	start := time.Now()
@@ -291,7 +293,7 @@ func testPrimaryFlannel(t *testing.T, n *Node) {
 			t.Errorf("the flannel plugin kept no state for %s in %s", sb.ID[:12], n.flannelDataDir())
 		}
 	}
-	n.DeletePod(t, ns, old.Name)
+	n.DeletePod(t, ns, "on-ptp")
 	n.checkGone(t, map[string]Sandbox{"on-ptp": oldSB}, len(BridgePorts()))
 	n.deleteAll(t, ns, pods, sbs)
 	if got := hostVeths(t); got != veths-1 {
@@ -386,11 +388,7 @@ func testPrimaryCalico(t *testing.T, n *Node) {
 			t.Fatalf("%s missing: run `make e2e-node` (hack/calico-build.sh)", filepath.Join(dir, f))
 		}
 	}
-	ns := n.Namespace(t, "node-calico")
-	n.attachNADs(t, ns)
-	old := n.Pod(t, ns, "on-flannel", "mv-a")
-	old = n.WaitRunning(t, ns, old.Name, 90*time.Second)
-	oldSB := n.SandboxOf(t, old)
+	ns, oldSB := n.onOldPrimary(t, "node-calico", "on-flannel")
 	veths := hostVeths(t)
 
 	start := time.Now()
@@ -428,7 +426,7 @@ func testPrimaryCalico(t *testing.T, n *Node) {
 	t.Logf("Calico installed and primary %s after the CRDs were applied", time.Since(start).Round(time.Millisecond))
 
 	// The Flannel pod: DEL by its recorded config, flanneld gone.
-	n.DeletePod(t, ns, old.Name)
+	n.DeletePod(t, ns, "on-flannel")
 	n.checkGone(t, map[string]Sandbox{"on-flannel": oldSB}, len(BridgePorts()))
 	if left, _ := os.ReadDir(n.flannelDataDir()); len(left) > 0 {
 		t.Errorf("flannel plugin state left after the Flannel pod's DEL: %d files", len(left))

@@ -278,7 +278,7 @@ func checkPlugin(obj []byte, prefix string, hostFile bool) error {
 		return err
 	}
 	for _, m := range ms {
-		if isReservedKey(m.Key) && !(hostFile && m.Key == "runtimeConfig") {
+		if isReservedKey(m.Key) && (!hostFile || m.Key != "runtimeConfig") {
 			return confErr(prefix+m.Key, "key %q is reserved for the runtime and must not be set in a delegate configuration", m.Key)
 		}
 	}
