@@ -39,12 +39,14 @@ plugins:
 		GOBIN=$(CNI_BIN) CGO_ENABLED=0 GOFLAGS=-mod=mod $(GO) install github.com/containernetworking/plugins/plugins/meta/flannel@$(FLANNEL_CNI_VERSION); \
 	fi
 
-# Test-only binaries: a race-enabled daemon and the recording plugin.
+# Test-only binaries: a race-enabled daemon, the recording plugin, the
+# SR-IOV CNI stand-in (vfplugin) and a kubelet device plugin.
 testbins:
 	@mkdir -p $(TEST_BIN)
 	$(GO) build -race -o $(TEST_BIN)/plexusd ./cmd/thick-daemon
 	CGO_ENABLED=0 $(GO) build -o $(TEST_BIN)/recorder ./e2e/testplugins/recorder
 	CGO_ENABLED=0 $(GO) build -o $(TEST_BIN)/vfplugin ./e2e/testplugins/vfplugin
+	CGO_ENABLED=0 $(GO) build -o $(TEST_BIN)/deviceplugin ./e2e/testplugins/deviceplugin
 
 # kube-apiserver and kubectl from the Go module proxy, cached under .cache/
 # (about 7 minutes the first time on 2 cores, seconds afterwards).
@@ -69,7 +71,7 @@ image: build
 # /tmp/plexus-e2e-node. Root; needs etcd-server, containerd and runc from apt.
 KUBE_NODE_BINS := kube-apiserver kubectl kubelet kube-controller-manager kube-scheduler
 E2E_NODE_TIMEOUT ?= 40m
-e2e-node: build plugins image
+e2e-node: build plugins testbins image
 	@if [ "$$(id -u)" != 0 ]; then echo "make e2e-node needs root (containerd, kubelet, netns)"; exit 1; fi
 	KUBE_VERSION=$(KUBE_VERSION) TARGETS="$(KUBE_NODE_BINS)" hack/kube-build.sh
 	hack/flannel-build.sh

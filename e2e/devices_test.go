@@ -240,3 +240,36 @@ func TestDevices(t *testing.T) {
 		e.assertClean()
 	})
 }
+
+// The kubelet's PodResources socket missing, or a kubelet that never
+// answers: the ADD of a pod with a device NAD fails with "try again later"
+// naming the socket, within the call's deadline, and leaves nothing.
+func TestDevicesKubeletMissingOrHung(t *testing.T) {
+	hung := &testutil.FakeKubelet{Mode: testutil.Hangs}
+	for _, c := range []struct {
+		name, sock string
+	}{
+		{"missing", filepath.Join(t.TempDir(), "no-kubelet.sock")},
+		{"hung", hung.Serve(t)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, withConfig("podResourcesSocket", c.sock), withConfig("deviceInfoDir", t.TempDir()))
+			e.writeManifest("nad.yaml", resourceNADManifest("default", "vf-net", vfResource, `{"cniVersion":"1.0.0","name":"vf-net","type":"vfplugin"}`))
+			e.writeManifest("pod.yaml", podManifest("default", "a", "vf-net"))
+			a := e.newPod("default", "a")
+			start := time.Now()
+			r := e.add(a)
+			if r.err == nil || r.err.Code != 11 || !strings.Contains(r.err.Msg, c.sock) {
+				t.Errorf("ADD: %s; want code 11 naming %s", r, c.sock)
+			}
+			if d := time.Since(start); d > 30*time.Second {
+				t.Errorf("ADD took %s: the kubelet call is not bounded", d)
+			}
+			if l := e.links(a); len(l) > 1 {
+				t.Errorf("pod has %v after the failed ADD", keys(l))
+			}
+			e.mustDel(a)
+			e.assertClean()
+		})
+	}
+}

@@ -57,8 +57,9 @@ var kubeletSysctls = []string{"net/ipv4/ip_forward", "vm/overcommit_memory", "vm
 type undo struct {
 	Sysctls           map[string]string `json:"sysctls"`
 	MadeVarLogContain bool              `json:"madeVarLogContainers"`
-	MadeVarLibCNI     bool              `json:"madeVarLibCNI"` // containerd's libcni cache parent
-	ClusterDir        string            `json:"clusterDir"`    // kubeharness state (certs, etcd)
+	MadeVarLibCNI     bool              `json:"madeVarLibCNI"`     // containerd's libcni cache parent
+	MadeVarLibKubelet bool              `json:"madeVarLibKubelet"` // the device manager's fixed socket dir
+	ClusterDir        string            `json:"clusterDir"`        // kubeharness state (certs, etcd)
 }
 
 // Node is the running single-node cluster.
@@ -350,6 +351,11 @@ func (n *Node) startNode(ctx context.Context) error {
 	if _, err := os.Stat("/var/lib/cni"); errors.Is(err, os.ErrNotExist) {
 		n.undo.MadeVarLibCNI = true
 	}
+	// The kubelet's device manager listens at a fixed path, whatever its
+	// --root-dir: /var/lib/kubelet/device-plugins/kubelet.sock.
+	if _, err := os.Stat("/var/lib/kubelet"); errors.Is(err, os.ErrNotExist) {
+		n.undo.MadeVarLibKubelet = true
+	}
 	n.undo.ClusterDir = n.Cluster.Dir
 	if err := n.saveUndo(); err != nil {
 		return err
@@ -437,7 +443,7 @@ func (n *Node) startNode(ctx context.Context) error {
 		return err
 	}
 	if err := n.spawn("kubelet", filepath.Join(n.KubeBin, "kubelet"), "--config", n.p("kubelet.yaml"), "--kubeconfig", nodeKC,
-		"--root-dir", n.p("kubelet"), "--hostname-override", nodeName, "--v=1"); err != nil {
+		"--root-dir", n.p("kubelet"), "--cert-dir", n.p("kubelet/pki"), "--hostname-override", nodeName, "--v=1"); err != nil {
 		return err
 	}
 	return testutil.WaitFor(ctx, 90*time.Second, func() (bool, string) {
@@ -770,6 +776,10 @@ func (n *Node) teardownHost(leftovers bool) error {
 		}
 		time.Sleep(200 * time.Millisecond)
 		os.RemoveAll(u.ClusterDir)
+	}
+	if u.MadeVarLibKubelet {
+		os.RemoveAll("/var/lib/kubelet/device-plugins")
+		os.Remove("/var/lib/kubelet") // only if empty
 	}
 	if u.MadeVarLibCNI {
 		os.Remove("/var/lib/cni/results") // only if empty

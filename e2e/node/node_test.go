@@ -98,6 +98,7 @@ func TestNode(t *testing.T) {
 		{"StaticPodWithNetworks", testStaticPodWithNetworks},
 		{"NoCredentialsOnHost", testNoCredentialsOnHost},
 		{"OrphanSweepCRI", testOrphanSweepCRI},
+		{"Devices", testDevices},
 		{"Deployment20", testDeployment20},
 		{"DaemonRestart", testDaemonRestart},
 		{"ConfigRestored", testConfigRestored},

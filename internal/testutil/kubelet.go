@@ -23,6 +23,7 @@ const (
 	GetWorks         GetMode = iota
 	GetUnimplemented         // kubelet < 1.27: codes.Unimplemented
 	GetDisabled              // feature gate KubeletPodResourcesGet off: a plain error
+	Hangs                    // a kubelet that never answers (Get and List)
 )
 
 // FakeKubelet serves the real PodResources v1 API (Get and List) from Pods
@@ -36,15 +37,22 @@ type FakeKubelet struct {
 }
 
 // List implements the PodResources API.
-func (f *FakeKubelet) List(context.Context, *podresourcesv1.ListPodResourcesRequest) (*podresourcesv1.ListPodResourcesResponse, error) {
+func (f *FakeKubelet) List(ctx context.Context, _ *podresourcesv1.ListPodResourcesRequest) (*podresourcesv1.ListPodResourcesResponse, error) {
 	f.lists.Add(1)
+	if f.Mode == Hangs {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	return &podresourcesv1.ListPodResourcesResponse{PodResources: f.Pods}, nil
 }
 
 // Get implements the PodResources API.
-func (f *FakeKubelet) Get(_ context.Context, req *podresourcesv1.GetPodResourcesRequest) (*podresourcesv1.GetPodResourcesResponse, error) {
+func (f *FakeKubelet) Get(ctx context.Context, req *podresourcesv1.GetPodResourcesRequest) (*podresourcesv1.GetPodResourcesResponse, error) {
 	f.gets.Add(1)
 	switch f.Mode {
+	case Hangs:
+		<-ctx.Done()
+		return nil, ctx.Err()
 	case GetUnimplemented:
 		return nil, status.Error(codes.Unimplemented, "method Get not implemented")
 	case GetDisabled:

@@ -67,7 +67,7 @@ func (m *Multiplexer) addSteps() []addStep {
 		{"lookup", "PodLookupFailed", m.lookupStep, true},           // the pod, from the source
 		{"resolve", "InvalidNetworkSelection", m.resolveStep, true}, // its networks → the plan
 		{"reclaim", "AddFailed", m.reclaimStep, false},              // an earlier unfinished ADD of this sandbox torn down
-		{"devices", "AddFailed", m.devicesStep, false},              // device IDs into the plan, device-info staged
+		{"devices", "AddFailed", m.devicesStep, true},               // device IDs into the plan, device-info staged
 		{"save plan", "AddFailed", m.saveStep, false},               // the durable record: DEL can always find what ADD does next
 		{"delegates", "AddFailed", m.delegatesStep, false},          // each delegate ADD, in order
 		{"routes", "AddFailed", m.routesStep, false},                // default-route moved

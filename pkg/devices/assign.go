@@ -45,6 +45,10 @@ func Assign(pod string, specs []delegate.Spec, devs Devices) (ids []string, err 
 			continue
 		}
 		pool := pools[r]
+		if len(pool) == 0 {
+			return nil, &Error{Pod: pod, Network: s.Network, IfName: s.IfName, Resource: r, Code: types.ErrInvalidNetworkConfig,
+				Reason: fmt.Sprintf("the kubelet allocated no device of the resource to the pod: request it in a container's resources (limits %q: %d)", r, want[r])}
+		}
 		if used[r] >= len(pool) {
 			return nil, &Error{Pod: pod, Network: s.Network, IfName: s.IfName, Resource: r, Code: types.ErrInvalidNetworkConfig,
 				Reason: fmt.Sprintf("more attachments than devices: %d attachments use the resource, the kubelet allocated %d device(s) of it to the pod %v",

@@ -64,12 +64,12 @@ func TestAssign(t *testing.T) {
 			name:    "resource not allocated at all",
 			specs:   []delegate.Spec{vfSpec("ns/mv", "net1", ""), vfSpec("ns/o", "net2", gpu)},
 			devs:    Devices{vf: {"v1"}},
-			wantErr: &Error{Pod: "ns/a", Network: "ns/o", IfName: "net2", Resource: gpu, Code: 7, Reason: "1 attachments use the resource, the kubelet allocated 0 device(s)"},
+			wantErr: &Error{Pod: "ns/a", Network: "ns/o", IfName: "net2", Resource: gpu, Code: 7, Reason: "the kubelet allocated no device of the resource to the pod: request it"},
 		},
 		{
 			name:    "nil devices",
 			specs:   []delegate.Spec{vfSpec("ns/vf", "net1", vf)},
-			wantErr: &Error{Pod: "ns/a", Network: "ns/vf", IfName: "net1", Resource: vf, Code: 7, Reason: "more attachments than devices"},
+			wantErr: &Error{Pod: "ns/a", Network: "ns/vf", IfName: "net1", Resource: vf, Code: 7, Reason: "allocated no device of the resource"},
 		},
 	}
 	for _, tt := range tests {

@@ -5,6 +5,11 @@
 // stand in for SR-IOV VFs (the e2e tests use macvlan links named after the
 // device IDs).
 //
+// A device ID that is not a valid link name (a PCI address such as
+// 0000:00:0a.0, as a device plugin reports a VF) stands for the link named
+// "vf" plus its letters and digits (vf0000000a0), as sysfs would lead from
+// a VF's PCI address to its netdev.
+//
 // It is strict about what the meta-plugin must inject: "deviceID" and
 // "pciBusID" (top level, equal), and, when the plugin declares the
 // deviceID capability, runtimeConfig.deviceID with the same value. It does
@@ -54,18 +59,35 @@ func load(a *skel.CmdArgs) (*conf, error) {
 	return &c, nil
 }
 
+// linkName is the host link of a device ID.
+func linkName(deviceID string) string {
+	if !strings.ContainsAny(deviceID, ":./") {
+		return deviceID
+	}
+	var b strings.Builder
+	b.WriteString("vf")
+	for _, r := range deviceID {
+		if r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
 func add(a *skel.CmdArgs) error {
 	c, err := load(a)
 	if err != nil {
 		return err
 	}
+	id := c.DeviceID
+	c.DeviceID = linkName(id)
 	if a.Netns == "" {
 		return errors.New("vfplugin: no CNI_NETNS")
 	}
 	if ok, err := hasLink("", c.DeviceID); err != nil {
 		return err
 	} else if !ok {
-		return fmt.Errorf("vfplugin: device %q not found in the host network namespace", c.DeviceID)
+		return fmt.Errorf("vfplugin: device %q (link %s) not found in the host network namespace", id, c.DeviceID)
 	}
 	if _, err := ip("", "link", "set", "dev", c.DeviceID, "netns", a.Netns); err != nil {
 		return err
@@ -115,7 +137,7 @@ func del(a *skel.CmdArgs) error {
 	if _, err := os.Stat(a.Netns); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	return giveBack(a.Netns, a.IfName, c.DeviceID)
+	return giveBack(a.Netns, a.IfName, linkName(c.DeviceID))
 }
 
 // giveBack renames ifName in netns to deviceID and moves it to this
