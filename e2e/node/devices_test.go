@@ -279,6 +279,7 @@ func testDevices(t *testing.T, n *Node) {
 	}); err != nil {
 		t.Errorf("left behind by the failed ADDs: %v", err)
 	}
+	n.measureDevicePods(t, ns)
 	// The kubelet's view and the node agree: every device free again.
 	node, err := n.Kube.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
 	if err != nil {
@@ -286,5 +287,40 @@ func testDevices(t *testing.T, n *Node) {
 	}
 	if a := node.Status.Allocatable[vfResource]; a.Value() != int64(len(vfIDs)) {
 		t.Errorf("allocatable %s = %s at the end", vfResource, a.String())
+	}
+}
+
+// measureDevicePods times the sandbox creation (containerd's
+// RunPodSandbox, the CNI ADD included) of pods with two VFs and of pods
+// with two macvlan networks, one pod at a time, interleaved: the figure
+// is what the device step (the PodResources call, device-info) adds.
+func (n *Node) measureDevicePods(t *testing.T, ns string) {
+	t.Helper()
+	n.attachNADs(t, ns)
+	const rounds = 8
+	for i := 0; i < rounds; i++ {
+		for _, c := range []struct{ prefix, networks, res string }{{"dev-", "vf-net,vf-net", vfResource}, {"mv-", "mv-a,mv-b", ""}} {
+			name := fmt.Sprintf("%s%d", c.prefix, i)
+			var count int64
+			if c.res != "" {
+				count = 2
+			}
+			n.devicePod(t, ns, name, c.networks, c.res, count)
+			n.WaitRunning(t, ns, name, 90*time.Second)
+			n.DeletePod(t, ns, name)
+			// The next pod's devices must be back on the host first.
+			if err := testutil.WaitFor(context.Background(), 30*time.Second, func() (bool, string) {
+				return len(vfsOnHost()) == len(vfIDs), fmt.Sprintf("VFs on the host: %v", vfsOnHost())
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, c := range []struct{ prefix, what string }{{"dev-", "RunPodSandbox eth0 + 2 VFs (PodResources)"}, {"mv-", "RunPodSandbox eth0 + 2 macvlan (same run)"}} {
+		ds := n.SandboxTimes(ns, c.prefix)
+		if len(ds) != rounds {
+			t.Logf("%d sandbox times for %s pods, want %d", len(ds), c.prefix, rounds)
+		}
+		n.addLatency(c.what, ds)
 	}
 }
