@@ -119,7 +119,8 @@ func TestK8sNADUpdatedAndDeleted(t *testing.T) {
 		}
 		return true
 	})
-	if ev := e.waitEvent(third, "InvalidNetworkSelection"); !strings.HasPrefix(ev, "Warning") || !strings.Contains(ev, "mv1") {
+	// A missing NAD: Multus's reason, NoNetworkFound.
+	if ev := e.waitEvent(third, "NoNetworkFound"); !strings.HasPrefix(ev, "Warning") || !strings.Contains(ev, "mv1") {
 		t.Errorf("event %q", ev)
 	}
 	if n := len(e.links(third)); n != 1 {

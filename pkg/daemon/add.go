@@ -57,6 +57,15 @@ type addStep struct {
 	named  bool
 }
 
+// eventReason is the step's reason, except Multus's NoNetworkFound for a
+// network that does not exist (the reason Multus users alert on).
+func (s addStep) eventReason(err error) string {
+	if s.name == "resolve" && errors.Is(err, podref.ErrNotFound) {
+		return "NoNetworkFound"
+	}
+	return s.reason
+}
+
 // errAddDone ends an ADD early with op.result (a pod the API never knew).
 var errAddDone = errors.New("add done")
 
@@ -103,7 +112,7 @@ func (m *Multiplexer) add(ctx context.Context, log *slog.Logger, req *api.Reques
 			if !s.named {
 				err = fmt.Errorf("pod %s: %w", op.ref, err)
 			}
-			m.warn(log.With("step", s.name), op.ref, op.hasPod, s.reason, err)
+			m.warn(log.With("step", s.name), op.ref, op.hasPod, s.eventReason(err), err)
 			return nil, errors.Join(err, m.unwind(ctx, op))
 		}
 	}
