@@ -320,6 +320,12 @@ func testDeployPlexus(t *testing.T, n *Node) {
 	if _, err := n.Kubectl(ctx, nil, "wait", "--for", "condition=established", "--timeout=30s", "crd/network-attachment-definitions.k8s.cni.cncf.io"); err != nil {
 		t.Fatal(err)
 	}
+	// The short names Multus users type.
+	for _, short := range []string{"nad", "net-attach-def"} {
+		if _, err := n.Kubectl(ctx, nil, "get", short, "-A"); err != nil {
+			t.Errorf("kubectl get %s: %v", short, err)
+		}
+	}
 	patch, _ := json.Marshal(map[string]any{"data": map[string]string{"plexusd.json": n.testConfig(t)}})
 	if _, err := n.Kubectl(ctx, nil, "-n", "kube-system", "patch", "configmap", "plexusd-config", "--type", "merge", "-p", string(patch)); err != nil {
 		t.Fatal(err)
