@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,8 @@ import (
 // NADs and pods from a real API server: both annotation forms attach, and
 // the network-status on the API object matches what is in the pod's netns.
 // The steady-state ADD makes 0 GET and exactly 1 PATCH of the pod; DEL none.
+var addedInterfaceRE = regexp.MustCompile(`^Normal AddedInterface: Add (eth0|net\d+) \[[0-9a-f.:/ ]*\] from \S+$`)
+
 func TestK8sAttachAndStatus(t *testing.T) {
 	e := newEnv(t, withKube(t))
 	k := e.kube
@@ -57,7 +60,10 @@ func TestK8sAttachAndStatus(t *testing.T) {
 				t.Errorf("%s: status[%d].default = %v", c.p.name, i, s.Default)
 			}
 		}
-		e.waitEvent(c.p, "AddedInterface")
+		// Multus's message format: "Add <if> [<ips>] from <network>".
+		if ev := e.waitEvent(c.p, "AddedInterface"); !addedInterfaceRE.MatchString(ev) {
+			t.Errorf("%s: AddedInterface %q, want Multus's format", c.p.name, ev)
+		}
 	}
 
 	before = apiRequests(t, k.c)

@@ -252,12 +252,14 @@ func (m *Multiplexer) normal(log *slog.Logger, ref podref.Ref, hasPod bool, o de
 	if !hasPod {
 		return
 	}
-	msg := fmt.Sprintf("Add %s from %s", o.Spec.IfName, o.Spec.Network)
+	// Multus's format, which users grep for: "Add net1 [10.1.2.3/24] from ns/nad".
+	ips := []string{}
 	if res, err := delegate.AsCurrent(o.Result); err == nil {
 		for _, ip := range res.IPs {
-			msg += " " + ip.Address.String()
+			ips = append(ips, ip.Address.String())
 		}
 	}
+	msg := fmt.Sprintf("Add %s %v from %s", o.Spec.IfName, ips, o.Spec.Network)
 	log.Info(msg, "reason", "AddedInterface")
 	m.events.Event(ref, false, "AddedInterface", msg)
 }
