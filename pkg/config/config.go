@@ -62,6 +62,11 @@ type Config struct {
 	// see the host's files, sockets and binaries, and the daemon opens the
 	// runtime's netns paths (host paths) below it.
 	ChrootDir string
+	// MultusCacheDir is where Multus thick kept its delegate plans and
+	// libcni cache (its cniDir): a DEL of a sandbox Multus attached before
+	// the switch to Plexus is carried out from there. A host path; ""
+	// turns it off.
+	MultusCacheDir string
 	// CNIDir holds attachment records and the libcni result cache.
 	CNIDir string
 	// SocketDir holds the daemon socket; see SocketPath.
@@ -191,6 +196,7 @@ func Default() Config {
 		PodWaitTimeout:      3 * time.Second,
 		PodResourcesSocket:  "/var/lib/kubelet/pod-resources/kubelet.sock",
 		DeviceInfoDir:       "/var/run/k8s.cni.cncf.io/devinfo",
+		MultusCacheDir:      "/var/lib/cni/multus",
 		Log: LogConfig{
 			Level:      slog.LevelInfo,
 			ToStderr:   true,
@@ -253,6 +259,7 @@ func (c Config) problems() []error {
 	}
 
 	add(checkOptionalAbs("chrootDir", c.ChrootDir))
+	add(checkOptionalAbs("multusCacheDir", c.MultusCacheDir))
 	add(checkAbsDir("confDir", c.ConfDir))
 	if len(c.BinDirs) == 0 {
 		add(keyErrorf("binDir", "must name at least one directory"))

@@ -112,6 +112,7 @@ func (w *wire) resolve() (Config, []error) {
 	setPath(&c.CNIConfigDir, w.CNIConfigDir)
 	setPath(&c.AutoconfigDir, w.AutoconfigDir)
 	setPath(&c.ChrootDir, w.ChrootDir)
+	setPath(&c.MultusCacheDir, w.MultusCacheDir)
 	if w.PrimaryConfig != nil {
 		c.PrimaryConfig = *w.PrimaryConfig
 	}

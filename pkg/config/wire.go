@@ -60,6 +60,7 @@ type wire struct {
 	PodResourcesSocket     *string         `json:"podResourcesSocket"`
 	DeviceInfoDir          *string         `json:"deviceInfoDir"`
 	ChrootDir              *string         `json:"chrootDir"`
+	MultusCacheDir         *string         `json:"multusCacheDir"`
 }
 
 // wireLogOptions is the Multus logOptions object.
@@ -126,6 +127,7 @@ func (w *wire) fields() map[string]any {
 		"podResourcesSocket":     &w.PodResourcesSocket,
 		"deviceInfoDir":          &w.DeviceInfoDir,
 		"chrootDir":              &w.ChrootDir,
+		"multusCacheDir":         &w.MultusCacheDir,
 	}
 }
 

@@ -37,6 +37,9 @@ type Multiplexer struct {
 	// devices and routes are optional steps (nil: skipped).
 	devices Devices
 	routes  Routes
+	// multusInv runs the DELs of sandboxes Multus attached (libcni's cache
+	// in Multus's directory); nil: off.
+	multusInv *delegate.Invoker
 	// cniconf, when plexusd generates the CNI config, gates readiness
 	// and supplies the primary config as the default cluster network.
 	cniconf ClusterConfig
@@ -118,11 +121,38 @@ func (m *Multiplexer) options() netselect.Options {
 	}
 }
 
-// del tears down from the record; nothing else is consulted.
+// del tears down from the record; nothing else is consulted, but for a
+// sandbox that Multus attached before the switch (no record of Plexus's,
+// a plan of Multus's).
 func (m *Multiplexer) del(ctx context.Context, req *api.Request) error {
 	m.gc.RLock()
 	defer m.gc.RUnlock()
+	if plan := m.multusPlan(ctx, req); plan != nil {
+		return detach.DetachMultus(ctx, m.multusInv, plan, req.ContainerID, req.Netns, req.Path)
+	}
 	return m.detach(ctx, req.ContainerID, req.Netns, req.Path)
+}
+
+// multusPlan is Multus's plan for a sandbox Plexus has no record of.
+func (m *Multiplexer) multusPlan(ctx context.Context, req *api.Request) *detach.MultusPlan {
+	if m.multusInv == nil {
+		return nil
+	}
+	if _, err := m.store.Load(req.ContainerID); !errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	args, _ := parseCNIArgs(req.Args)
+	var k8s [][2]string
+	for _, k := range []string{"K8S_POD_NAMESPACE", "K8S_POD_NAME", "K8S_POD_INFRA_CONTAINER_ID", "K8S_POD_UID"} {
+		k8s = append(k8s, [2]string{k, args.get(k)})
+	}
+	plan, err := detach.FromMultus(m.multusInv.CacheDir, req.ContainerID, req.IfName, k8s)
+	if err != nil {
+		// Unreadable: nothing can be replayed; DEL must not be stuck on it.
+		delegate.Logger(ctx).Error("sandbox attached by Multus: its delegate cache is unreadable; nothing deleted", "reason", "MultusCacheUnreadable", "err", err)
+		return nil
+	}
+	return plan
 }
 
 // detach tears a sandbox down from its record and forgets its status.

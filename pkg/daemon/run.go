@@ -42,7 +42,8 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 	}
 	st := store.NewFileStore(store.RecordsDir(cfg.CNIDir))
 	sweepTemp(log, store.RecordsDir(cfg.CNIDir), cfg.StatusDir)
-	inv := delegate.NewInvoker(cfg.BinDirs, cfg.CNIDir, &delegate.BoundedExec{Timeout: cfg.DelegateTimeout, Root: cfg.ChrootDir})
+	exec := &delegate.BoundedExec{Timeout: cfg.DelegateTimeout, Root: cfg.ChrootDir}
+	inv := delegate.NewInvoker(cfg.BinDirs, cfg.CNIDir, exec)
 	inv.RollbackTimeout = cfg.RollbackTimeout
 	src, events, err := newSource(ctx, cfg, flags, log, st, inv)
 	if err != nil {
@@ -51,6 +52,9 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 	mux := NewMultiplexer(cfg, src, st, inv, events,
 		devices.New(devices.Options{PodResourcesSocket: cfg.PodResourcesSocket, DeviceInfoDir: cfg.DeviceInfoDir}, log),
 		routes.NewWithCache(cfg.CNIDir, log).InHostRoot(cfg.ChrootDir))
+	if cfg.MultusCacheDir != "" {
+		mux.multusInv = delegate.NewInvoker(cfg.BinDirs, hostroot.Path(cfg.ChrootDir, cfg.MultusCacheDir), exec)
+	}
 	srv := server.New(mux, log, server.Options{
 		Workers:        cfg.MaxConcurrency,
 		QueueSize:      cfg.QueueSize,

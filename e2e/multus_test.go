@@ -1,0 +1,104 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/plugins/pkg/ns"
+)
+
+// multusDelegate is Multus thick v4.3.0's DelegateNetConf as it marshals
+// it into <cniDir>/<containerID> (the fields a DEL reads; []byte fields
+// are base64, as encoding/json writes them).
+type multusDelegate struct {
+	Conf                 map[string]any `json:"Conf"`
+	ConfList             map[string]any `json:"ConfList"`
+	CNINetworkConfigList struct {
+		Name       string
+		CNIVersion string
+		Plugins    []struct{ Bytes []byte }
+		Bytes      []byte
+	}
+	Name              string
+	IsFilterV4Gateway bool
+	IsFilterV6Gateway bool
+	Bytes             []byte
+}
+
+// After a switch from Multus, the DEL of a sandbox Multus attached (no
+// Plexus record) runs Multus's recorded plan: the cluster network (a
+// conflist) and a NAD, in reverse, with Multus's interface names and
+// arguments and libcni's cache in Multus's directory. Nothing leaks, even
+// though Multus v4.3.0's own "Bytes" of a conflist drops the plugins'
+// ipam (its DEL leaked the IP).
+func TestDelOfSandboxAttachedByMultus(t *testing.T) {
+	mdir := t.TempDir()
+	e := newEnv(t, withConfig("multusCacheDir", mdir))
+	p := e.newPod("default", "m")
+	cluster := clusterNADConfig(e.ipamDir)
+	mv := macvlanConf("mv1", "1.0.0", "192.168.60.0/24", e.ipamDir)
+	args := [][2]string{{"IgnoreUnknown", "true"}, {"K8S_POD_NAMESPACE", p.ns}, {"K8S_POD_NAME", p.name}, {"K8S_POD_INFRA_CONTAINER_ID", p.containerID}, {"K8S_POD_UID", p.uid}}
+
+	// Multus's plan, written before its delegates run.
+	var list struct {
+		CNIVersion string            `json:"cniVersion"`
+		Name       string            `json:"name"`
+		Plugins    []json.RawMessage `json:"plugins"`
+	}
+	if err := json.Unmarshal([]byte(cluster), &list); err != nil {
+		t.Fatal(err)
+	}
+	first := multusDelegate{Conf: map[string]any{"ipam": map[string]any{}}, Name: list.Name,
+		ConfList: map[string]any{"cniVersion": list.CNIVersion, "name": list.Name, "plugins": []any{map[string]any{"type": "bridge", "ipam": map[string]any{}}}}}
+	first.CNINetworkConfigList.Name, first.CNINetworkConfigList.CNIVersion, first.CNINetworkConfigList.Bytes = list.Name, list.CNIVersion, []byte(cluster)
+	for _, pl := range list.Plugins {
+		first.CNINetworkConfigList.Plugins = append(first.CNINetworkConfigList.Plugins, struct{ Bytes []byte }{pl})
+	}
+	first.Bytes, _ = json.Marshal(first.ConfList) // lossy, as v4.3.0 writes it
+	second := multusDelegate{Conf: map[string]any{"cniVersion": "1.0.0", "name": "mv1", "type": "macvlan"}, ConfList: map[string]any{}, Name: "default/mv1", Bytes: []byte(mv)}
+	plan, _ := json.Marshal([]multusDelegate{first, second})
+	if err := os.WriteFile(filepath.Join(mdir, p.containerID), plan, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Multus's ADD: libcni with its cniDir as the cache, from the host
+	// netns (the plugins make their host-side links there).
+	cfg := libcni.NewCNIConfigWithCacheDir([]string{cniBin}, mdir, nil)
+	err := ns.WithNetNSPath(e.host.Path(), func(ns.NetNS) error {
+		l, err := libcni.ConfListFromBytes([]byte(cluster))
+		if err != nil {
+			return err
+		}
+		if _, err := cfg.AddNetworkList(context.Background(), l, &libcni.RuntimeConf{ContainerID: p.containerID, NetNS: p.netns.Path(), IfName: "eth0", Args: args}); err != nil {
+			return err
+		}
+		c, err := libcni.ConfFromBytes([]byte(mv))
+		if err != nil {
+			return err
+		}
+		_, err = cfg.AddNetwork(context.Background(), c, &libcni.RuntimeConf{ContainerID: p.containerID, NetNS: p.netns.Path(), IfName: "net1", Args: args})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("Multus's ADD, replayed with libcni: %v", err)
+	}
+	if l := e.links(p); len(l["eth0"].ipv4()) != 1 || len(l["net1"].ipv4()) != 1 {
+		t.Fatalf("pod links after Multus's ADD: %v", keys(l))
+	}
+	if n := len(files(e.ipamDir)); n != 2 {
+		t.Fatalf("%d IP allocations after Multus's ADD, want 2", n)
+	}
+
+	e.mustDel(p)
+	if l := e.links(p); len(l) != 1 {
+		t.Errorf("pod links after Plexus's DEL: %v, want lo only", keys(l))
+	}
+	if left := files(mdir); len(left) > 0 {
+		t.Errorf("Multus's files left: %v", left)
+	}
+	e.assertClean()
+	e.mustDel(p) // and again: nothing known, success
+}
