@@ -3,7 +3,8 @@
 #   docker build -t plexus:dev .
 #
 # It holds what `make image` puts in bin/plexus-image.tar without a Docker
-# engine: the static shim and daemon in /usr/bin, nothing else. plexusd's
+# engine: the static shim and daemon in /usr/bin, and links to them where
+# Multus thick's manifest looks for its binaries. plexusd's
 # init container copies the shim into the host's CNI bin dir
 # (plexusd --install-shim), so both must be in the same image.
 ARG GO_VERSION=1.26
@@ -14,10 +15,14 @@ RUN go mod download
 COPY . .
 ARG VERSION=dev
 RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/plexus-cni/plexus/pkg/buildinfo.Version=${VERSION}" -o /out/plexus ./cmd/thin-plugin && \
-    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/plexus-cni/plexus/pkg/buildinfo.Version=${VERSION}" -o /out/plexusd ./cmd/thick-daemon
+    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/plexus-cni/plexus/pkg/buildinfo.Version=${VERSION}" -o /out/plexusd ./cmd/thick-daemon && \
+    mkdir -p /out/multus && ln -s /usr/bin/plexusd /out/multus/multus-daemon && \
+    ln -s /usr/bin/plexusd /out/multus/install_multus && ln -s /usr/bin/plexus /out/multus/multus-shim
 
 FROM scratch
 ARG VERSION=dev
 LABEL org.opencontainers.image.version=${VERSION}
 COPY --from=build /out/plexus /out/plexusd /usr/bin/
+# The entry points Multus thick's manifest calls (docs/migrate-from-multus.md).
+COPY --from=build /out/multus/ /usr/src/multus-cni/bin/
 ENTRYPOINT ["/usr/bin/plexusd"]

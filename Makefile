@@ -54,6 +54,8 @@ kube-bins:
 	KUBE_VERSION=$(KUBE_VERSION) TARGETS="kube-apiserver kubectl" hack/kube-build.sh
 
 # The container image (bin/plexus-image.tar: OCI layout + docker-archive,
+# with the entry points Multus thick's manifest calls, so that swapping
+# its image for this one is the whole switch: docs/migrate-from-multus.md),
 # for `ctr -n k8s.io images import`, `docker load`, `podman load`), built
 # without a Docker engine from the static binaries of `make build`. The
 # Dockerfile builds the same image for those who have Docker.
@@ -63,7 +65,10 @@ IMAGE_TAR   ?= $(BIN)/plexus-image.tar
 image: build
 	$(GO) run ./hack/ociimage -o $(IMAGE_TAR) -name $(IMAGE) -entrypoint /usr/bin/plexusd \
 		-label org.opencontainers.image.version=$(VERSION) \
-		-add $(BIN)/plexus:/usr/bin/plexus -add $(BIN)/plexusd:/usr/bin/plexusd
+		-add $(BIN)/plexus:/usr/bin/plexus -add $(BIN)/plexusd:/usr/bin/plexusd \
+		-link /usr/src/multus-cni/bin/multus-daemon=/usr/bin/plexusd \
+		-link /usr/src/multus-cni/bin/install_multus=/usr/bin/plexusd \
+		-link /usr/src/multus-cni/bin/multus-shim=/usr/bin/plexus
 
 # Plexus deployed from deployments/ on a real single node built here
 # (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, a private

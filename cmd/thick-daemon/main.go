@@ -23,10 +23,34 @@ func main() {
 	os.Exit(run())
 }
 
+// Multus thick's entry points: its manifest runs
+// /usr/src/multus-cni/bin/multus-daemon [-config FILE] and, in its init
+// container, /usr/src/multus-cni/bin/install_multus -d DIR -t thick. The
+// image links both names to plexusd.
+const (
+	multusDaemonName  = "multus-daemon"
+	multusInstallName = "install_multus"
+	multusConfigPath  = "/etc/cni/net.d/multus.d/daemon-config.json"
+	// multusCNIDir is mounted at the same path by Multus's manifest: the
+	// shim on the host finds Plexus's records there.
+	multusCNIDir = "/var/lib/cni/multus"
+)
+
 func run() int {
-	cfgPath := flag.String("config", "/etc/plexus/plexusd.json", "daemon config file (JSON)")
+	as := filepath.Base(os.Args[0])
+	if as == multusInstallName {
+		return installMultus(os.Args[1:])
+	}
+	defaultConfig, node := "/etc/plexus/plexusd.json", os.Getenv("NODE_NAME")
+	if as == multusDaemonName {
+		defaultConfig = multusConfigPath
+		if node == "" {
+			node = os.Getenv("MULTUS_NODE_NAME")
+		}
+	}
+	cfgPath := flag.String("config", defaultConfig, "daemon config file (JSON)")
 	kubeconfig := flag.String("kubeconfig", "", "kubeconfig file (default: in-cluster config)")
-	nodeName := flag.String("node-name", os.Getenv("NODE_NAME"), "this node's name (default: $NODE_NAME)")
+	nodeName := flag.String("node-name", node, "this node's name (default: $NODE_NAME, or $MULTUS_NODE_NAME as multus-daemon)")
 	installShim := flag.String("install-shim", "", "copy the plexus shim (next to this binary) into DIR atomically, then exit")
 	probe := flag.String("probe", "", "exit 0 if the daemon on this socket is ready")
 	uninstall := flag.Bool("uninstall", false, "remove the generated CNI config (cniConfigDir/00-plexus.conflist), then exit")
@@ -41,7 +65,11 @@ func run() int {
 	case *probe != "":
 		return report(shim.Probe(context.Background(), *probe))
 	}
-	cfg, err := config.Load(*cfgPath)
+	base := config.Default()
+	if as == multusDaemonName {
+		base.CNIDir = multusCNIDir
+	}
+	cfg, err := config.LoadOver(*cfgPath, base)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "plexusd: %v\n", err)
 		return 2
@@ -64,6 +92,31 @@ func run() int {
 		log.Error("plexusd failed", "err", err)
 		return 1
 	}
+	return 0
+}
+
+// installMultus takes install_multus's flags (-d/--dest-dir DIR, -t/--type
+// thick) and installs the shim under both names.
+func installMultus(args []string) int {
+	fs := flag.NewFlagSet(multusInstallName, flag.ContinueOnError)
+	dir := fs.String("d", "/host/opt/cni/bin", "destination directory")
+	fs.StringVar(dir, "dest-dir", "/host/opt/cni/bin", "destination directory")
+	typ := fs.String("t", "thick", "thick (thin is Multus's thin plugin: not Plexus)")
+	fs.StringVar(typ, "type", "thick", "thick")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *typ != "thick" {
+		return report(fmt.Errorf("install_multus -t %s: Plexus replaces Multus thick only", *typ))
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return report(err)
+	}
+	if err := install.MultusShim(filepath.Join(filepath.Dir(self), "plexus"), *dir); err != nil {
+		return report(err)
+	}
+	fmt.Printf("plexus shim installed in %s as plexus and multus-shim\n", *dir)
 	return 0
 }
 

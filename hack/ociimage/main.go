@@ -36,19 +36,28 @@ func (m *multi) String() string     { return strings.Join(*m, ",") }
 func (m *multi) Set(s string) error { *m = append(*m, s); return nil }
 
 func main() {
-	var adds, labels, envs multi
+	var adds, labels, envs, links multi
 	out := flag.String("o", "", "output archive (required)")
 	name := flag.String("name", "", "image reference, e.g. plexus:dev or registry.example/plexus:v1 (required)")
 	entrypoint := flag.String("entrypoint", "", "entrypoint, words separated by spaces")
 	user := flag.String("user", "", "config User (e.g. 65535:65535)")
 	arch := flag.String("arch", runtime.GOARCH, "image architecture")
 	flag.Var(&adds, "add", "SRC:DST[:MODE] file to put in the layer (MODE octal, default 0755); repeatable")
+	flag.Var(&links, "link", "DST=TARGET symbolic link to put in the layer; repeatable")
 	flag.Var(&labels, "label", "KEY=VALUE config label; repeatable")
 	flag.Var(&envs, "env", "KEY=VALUE config env (PATH is always set); repeatable")
 	flag.Parse()
 	if *out == "" || *name == "" || len(adds) == 0 {
 		flag.Usage()
 		os.Exit(2)
+	}
+	for _, l := range links {
+		dst, target, ok := strings.Cut(l, "=")
+		if !ok || !strings.HasPrefix(dst, "/") || target == "" {
+			fmt.Fprintf(os.Stderr, "ociimage: -link %q: want /ABS/DST=TARGET\n", l)
+			os.Exit(2)
+		}
+		adds = append(adds, "symlink:"+dst+":"+target)
 	}
 	if err := build(*out, *name, *entrypoint, *user, *arch, adds, labels, envs); err != nil {
 		fmt.Fprintf(os.Stderr, "ociimage: %v\n", err)
@@ -88,11 +97,17 @@ func epoch() (time.Time, error) {
 type file struct {
 	src, dst string
 	mode     int64
+	link     string // a symbolic link to link, not a file
 }
 
 func parseAdds(adds []string) ([]file, error) {
 	var fs []file
 	for _, a := range adds {
+		if rest, ok := strings.CutPrefix(a, "symlink:"); ok {
+			dst, target, _ := strings.Cut(rest, ":")
+			fs = append(fs, file{dst: path.Clean(dst), link: target})
+			continue
+		}
 		parts := strings.Split(a, ":")
 		if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || !strings.HasPrefix(parts[1], "/") {
 			return nil, fmt.Errorf("-add %q: want SRC:/ABS/DST[:MODE]", a)
@@ -130,6 +145,12 @@ func layer(fs []file, mtime time.Time) ([]byte, error) {
 			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: strings.TrimPrefix(d, "/") + "/", Mode: 0o755, ModTime: mtime, Format: tar.FormatPAX}); err != nil {
 				return nil, err
 			}
+		}
+		if f.link != "" {
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: strings.TrimPrefix(f.dst, "/"), Linkname: f.link, Mode: 0o777, ModTime: mtime, Format: tar.FormatPAX}); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		data, err := os.ReadFile(f.src)
 		if err != nil {

@@ -167,12 +167,14 @@ func (m *Manager) reconcileOnce() error {
 	m.mu.Unlock()
 	if readErr == nil && bytes.Equal(have, want) {
 		m.remember(primary, want)
+		m.replaceMultus()
 		return nil
 	}
 	if err := atomicfile.Write(m.Path(), want, 0o644); err != nil {
 		return err
 	}
 	m.remember(primary, want)
+	m.replaceMultus()
 	switch {
 	case prevWritten == nil:
 		m.log.Info("CNI config written", "file", m.Path(), "primary", primary)
@@ -189,6 +191,62 @@ func (m *Manager) reconcileOnce() error {
 		m.rep.NodeEvent(true, "CNIConfigRestored", msg)
 	}
 	return nil
+}
+
+// replaceMultus removes the config Multus thick left (00-multus.conf,
+// "type": "multus-shim"), once Plexus's own is in place: it sorts first,
+// so the runtime would keep calling Multus's shim. Multus removes it
+// when it stops; one killed, or still there after a switch, is taken
+// away here. The shim Plexus installed as multus-shim serves it
+// meanwhile, so no pod is sent to a half-switched node.
+func (m *Manager) replaceMultus() {
+	entries, err := os.ReadDir(m.opts.ConfDir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		path := filepath.Join(m.opts.ConfDir, e.Name())
+		if e.IsDir() || e.Name() >= FileName || !isConfFile(e.Name()) {
+			continue
+		}
+		data, err := os.ReadFile(path)
+		if err != nil || !isMultusConf(data) {
+			continue
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			m.log.Warn("cannot remove Multus's CNI config", "file", path, "err", err)
+			continue
+		}
+		msg := fmt.Sprintf("%s (Multus's) removed: %s replaces it", path, m.Path())
+		m.log.Info(msg)
+		m.rep.NodeEvent(false, "MultusConfigReplaced", msg)
+	}
+}
+
+func isConfFile(name string) bool {
+	switch filepath.Ext(name) {
+	case ".conf", ".conflist", ".json":
+		return !strings.HasPrefix(name, ".")
+	}
+	return false
+}
+
+// isMultusConf: a config whose (first) plugin is Multus.
+func isMultusConf(data []byte) bool {
+	var c struct {
+		Type    string `json:"type"`
+		Plugins []struct {
+			Type string `json:"type"`
+		} `json:"plugins"`
+	}
+	if json.Unmarshal(data, &c) != nil {
+		return false
+	}
+	t := c.Type
+	if len(c.Plugins) > 0 {
+		t = c.Plugins[0].Type
+	}
+	return t == "multus" || t == "multus-shim"
 }
 
 func (m *Manager) remember(primary string, written []byte) {
@@ -233,6 +291,9 @@ func (m *Manager) findPrimary() (string, []byte, error) {
 		if err != nil || len(bytes.TrimSpace(data)) == 0 || !json.Valid(data) {
 			skipped = append(skipped, n) // half-written or foreign: not a primary
 			continue
+		}
+		if isMultusConf(data) {
+			continue // a meta-plugin, never the primary
 		}
 		return path, data, nil
 	}

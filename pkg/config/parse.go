@@ -14,12 +14,15 @@ import (
 // unset, and validates the result. On failure it returns the zero Config and
 // an errors.Join of every problem found (unknown keys, unsupported Multus
 // keys, wrong JSON types, bad values), each a *KeyError naming its key.
-func Parse(data []byte) (Config, error) {
+func Parse(data []byte) (Config, error) { return ParseOver(data, Default()) }
+
+// ParseOver is Parse with base's values as the defaults.
+func ParseOver(data []byte, base Config) (Config, error) {
 	w, errs, err := decodeWire(data)
 	if err != nil {
 		return Config{}, err
 	}
-	c, rerrs := w.resolve()
+	c, rerrs := w.resolve(base)
 	errs = append(errs, rerrs...)
 	// A key whose value could not be decoded keeps its default; do not
 	// also report that default (e.g. "clusterNetwork": 1 is a type error,
@@ -45,24 +48,27 @@ func Parse(data []byte) (Config, error) {
 }
 
 // Load reads and parses the daemon config file at path.
-func Load(path string) (Config, error) {
+func Load(path string) (Config, error) { return LoadOver(path, Default()) }
+
+// LoadOver is Load with base's values as the defaults.
+func LoadOver(path string, base Config) (Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
-	c, err := Parse(data)
+	c, err := ParseOver(data, base)
 	if err != nil {
 		return Config{}, fmt.Errorf("config %s: %w", path, err)
 	}
 	return c, nil
 }
 
-// resolve applies w on top of Default(). It returns the problems found while
+// resolve applies w on top of base. It returns the problems found while
 // converting values (durations, log level); range and path checks are left
 // to Validate. A value that fails to convert leaves the default in place so
 // that Validate does not report it a second time.
-func (w *wire) resolve() (Config, []error) {
-	c := Default()
+func (w *wire) resolve(base Config) (Config, []error) {
+	c := base
 	var errs []error
 
 	if w.ClusterNetwork != nil {

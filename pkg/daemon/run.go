@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/plexus-cni/plexus/pkg/atomicfile"
@@ -62,18 +63,6 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 		RequestTimeout: cfg.RequestTimeout,
 		MaxBodyBytes:   cfg.MaxRequestBytes,
 	})
-	if cfg.CNIConfigDir != "" {
-		mgr := cniconf.New(cniconf.Options{
-			ConfDir: cfg.CNIConfigDir, AutoconfigDir: cfg.AutoconfigDir, Primary: cfg.PrimaryConfig, CNIVersion: cfg.CNIVersion,
-			ReadinessFile: cfg.ReadinessIndicatorFile, SocketPath: cfg.SocketPath(), CNIDir: cfg.CNIDir,
-		}, nodeReporter{events}, log)
-		mux.cniconf = mgr
-		go func() {
-			if err := mgr.Run(ctx); err != nil {
-				log.Error("CNI config manager stopped", "err", err)
-			}
-		}()
-	}
 	if cfg.OrphanSweepInterval > 0 {
 		var cri SandboxLister
 		if cfg.CRISocket != "" {
@@ -90,6 +79,9 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 	if err != nil {
 		return err
 	}
+	if cfg.CNIConfigDir != "" {
+		mux.cniconf = startCNIConf(ctx, cfg, events, log)
+	}
 	log.Info("plexusd serving", "socket", cfg.SocketPath(), "clusterNetwork", cfg.ClusterNetwork, "manifestsDir", cfg.ManifestsDir, "node", flags.NodeName)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
@@ -102,6 +94,27 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 	defer cancel()
 	log.Info("plexusd shutting down")
 	return srv.Shutdown(sctx)
+}
+
+// startCNIConf keeps the generated CNI config in cniConfigDir. The paths
+// it carries are read by the shim on the host: host paths, found from the
+// daemon's own (a Multus manifest mounts the host's /run at /host/run).
+func startCNIConf(ctx context.Context, cfg config.Config, events Recorder, log *slog.Logger) *cniconf.Manager {
+	socketDir := hostroot.Of(cfg.ChrootDir, cfg.SocketDir)
+	cniDir := hostroot.Of(cfg.ChrootDir, cfg.CNIDir)
+	if socketDir != cfg.SocketDir || cniDir != cfg.CNIDir {
+		log.Info("host paths for the shim", "socketDir", socketDir, "cniDir", cniDir)
+	}
+	mgr := cniconf.New(cniconf.Options{
+		ConfDir: cfg.CNIConfigDir, AutoconfigDir: cfg.AutoconfigDir, Primary: cfg.PrimaryConfig, CNIVersion: cfg.CNIVersion,
+		ReadinessFile: cfg.ReadinessIndicatorFile, SocketPath: filepath.Join(socketDir, config.SocketFileName), CNIDir: cniDir,
+	}, nodeReporter{events}, log)
+	go func() {
+		if err := mgr.Run(ctx); err != nil {
+			log.Error("CNI config manager stopped", "err", err)
+		}
+	}()
+	return mgr
 }
 
 // tempMinAge: a temp file lives for milliseconds; one older than this is

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -44,4 +45,30 @@ func resolveDir(root, dir string) (string, error) {
 	}
 	defer unix.Close(fd)
 	return os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+}
+
+// Of returns the host path of p, a directory in the daemon's view, when
+// the host's / is mounted at root: p itself, or p without a leading
+// "/host" (where Multus's manifest mounts host directories, e.g. the
+// host's /run at /host/run), whichever is the same directory below root.
+// Otherwise p: the daemon's view is taken to be the host's (the shipped
+// DaemonSet mounts such directories at the same path).
+func Of(root, p string) string {
+	if root == "" || p == "" {
+		return p
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return p
+	}
+	candidates := []string{p}
+	if rest, ok := strings.CutPrefix(p, "/host/"); ok {
+		candidates = append(candidates, "/"+rest)
+	}
+	for _, c := range candidates {
+		if hi, err := os.Stat(Path(root, c)); err == nil && os.SameFile(fi, hi) {
+			return c
+		}
+	}
+	return p
 }

@@ -38,3 +38,27 @@ func TestPath(t *testing.T) {
 		}
 	}
 }
+
+// The host path of a daemon-side directory: the same directory below the
+// host root, at the same path or without Multus's /host prefix.
+func TestOf(t *testing.T) {
+	root := t.TempDir()
+	daemonSide := t.TempDir() // stands for the pod's /host/run/multus
+	hostSide := filepath.Join(root, "run", "multus")
+	if err := os.MkdirAll(filepath.Dir(hostSide), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The same directory seen twice: a symlink stands in for the bind mount.
+	if err := os.Symlink(daemonSide, hostSide); err != nil {
+		t.Fatal(err)
+	}
+	if got := Of(root, daemonSide); got != daemonSide {
+		t.Errorf("Of(%q) = %q, want itself (not under /host)", daemonSide, got)
+	}
+	if got := Of("", "/host/run/multus"); got != "/host/run/multus" {
+		t.Errorf("without a root: %q", got)
+	}
+	if got := Of(root, "/nonexistent/host/x"); got != "/nonexistent/host/x" {
+		t.Errorf("missing dir: %q", got)
+	}
+}

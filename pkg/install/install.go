@@ -17,6 +17,17 @@ func Shim(src, dir string) error {
 	return copyAtomic(src, filepath.Join(dir, "plexus"))
 }
 
+// MultusShim is what Multus thick's init container does, for Plexus: the
+// shim copied to dir/plexus (what Plexus's generated config names) and to
+// dir/multus-shim (what a 00-multus.conf left by Multus names: the shim
+// reaches plexusd from such a config too).
+func MultusShim(src, dir string) error {
+	if err := Shim(src, dir); err != nil {
+		return err
+	}
+	return copyAtomic(src, filepath.Join(dir, "multus-shim"))
+}
+
 func copyAtomic(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {

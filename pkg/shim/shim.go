@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -50,7 +51,18 @@ type NetConf struct {
 	ConnectRetry   string `json:"connectRetry,omitempty"`
 	CNIDir         string `json:"cniDir,omitempty"`
 	BinDir         string `json:"binDir,omitempty"`
+	// DaemonSocketDir is Multus's shim key: a 00-multus.conf that Multus
+	// left behind reaches plexusd (run as multus-daemon) in that
+	// directory, /run/multus by default.
+	DaemonSocketDir string `json:"daemonSocketDir,omitempty"`
 }
+
+// multusSocketDir and multusCNIDir are Multus thick's defaults, which
+// plexusd run as multus-daemon keeps.
+const (
+	multusSocketDir = "/run/multus"
+	multusCNIDir    = "/var/lib/cni/multus"
+)
 
 type settings struct {
 	socket         string
@@ -67,6 +79,14 @@ func loadSettings(stdin []byte) (*settings, error) {
 		return nil, types.NewError(types.ErrDecodingFailure, "plexus: cannot decode config", err.Error())
 	}
 	s := &settings{socket: api.DefaultSocketPath, connectTimeout: DefaultConnectTimeout, requestTimeout: DefaultRequestTimeout, connectRetry: DefaultConnectRetry, cniDir: DefaultCNIDir}
+	if c.Type == "multus-shim" {
+		// Multus's config, served by plexusd in Multus's place.
+		dir := multusSocketDir
+		if c.DaemonSocketDir != "" {
+			dir = c.DaemonSocketDir
+		}
+		s.socket, s.cniDir = filepath.Join(dir, filepath.Base(api.DefaultSocketPath)), multusCNIDir
+	}
 	if c.SocketPath != "" {
 		s.socket = c.SocketPath
 	}

@@ -128,3 +128,21 @@ func TestBadSettings(t *testing.T) {
 		t.Errorf("connectRetry 0s: %+v, %v; want allowed, and no binDir by default", s, err)
 	}
 }
+
+// A 00-multus.conf left by Multus ("type": "multus-shim", no Plexus keys)
+// reaches plexusd serving in Multus's place: its socket in Multus's
+// socket dir, its records in Multus's cniDir.
+func TestMultusShimConfig(t *testing.T) {
+	for _, c := range []struct{ conf, socket string }{
+		{`{"cniVersion":"0.3.1","name":"multus-cni-network","type":"multus-shim","logLevel":"verbose"}`, "/run/multus/plexus.sock"},
+		{`{"cniVersion":"0.3.1","name":"multus-cni-network","type":"multus-shim","daemonSocketDir":"/var/run/multus-alt"}`, "/var/run/multus-alt/plexus.sock"},
+	} {
+		s, err := loadSettings([]byte(c.conf))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.socket != c.socket || s.cniDir != "/var/lib/cni/multus" {
+			t.Errorf("%s: socket %s cniDir %s, want %s and /var/lib/cni/multus", c.conf, s.socket, s.cniDir, c.socket)
+		}
+	}
+}
