@@ -75,7 +75,7 @@ func TestDelOfSandboxAttachedByMultus(t *testing.T) {
 		if _, err := cfg.AddNetworkList(context.Background(), l, &libcni.RuntimeConf{ContainerID: p.containerID, NetNS: p.netns.Path(), IfName: "eth0", Args: args}); err != nil {
 			return err
 		}
-		c, err := libcni.ConfFromBytes([]byte(mv))
+		c, err := libcni.ConfFromBytes([]byte(mv)) //nolint:staticcheck // how Multus v4.3.0 runs a single-plugin conf
 		if err != nil {
 			return err
 		}

@@ -62,14 +62,14 @@ func FromMultus(dir, containerID, ifName string, args [][2]string) (*MultusPlan,
 	}
 	var dels []multusDelegate
 	if err := json.Unmarshal(data, &dels); err != nil {
-		return nil, fmt.Errorf("Multus's delegate cache %s: %w", path, err)
+		return nil, fmt.Errorf("the delegate cache of Multus %s: %w", path, err)
 	}
 	plan := &MultusPlan{Path: path}
 	delArgs := append([][2]string{{"IgnoreUnknown", "true"}}, args...)
 	for i, d := range dels {
 		conf, err := d.confList()
 		if err != nil {
-			return nil, fmt.Errorf("Multus's delegate cache %s: delegate %d (%s): %w", path, i, d.Name, err)
+			return nil, fmt.Errorf("the delegate cache of Multus %s: delegate %d (%s): %w", path, i, d.Name, err)
 		}
 		s := delegate.Spec{Network: d.Name, IfName: d.IfnameRequest, ConfList: conf, Args: delArgs, Default: i == 0}
 		if s.IfName == "" {
