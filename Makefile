@@ -81,6 +81,7 @@ e2e-node: build plugins testbins image
 	KUBE_VERSION=$(KUBE_VERSION) TARGETS="$(KUBE_NODE_BINS)" hack/kube-build.sh
 	hack/flannel-build.sh
 	hack/calico-build.sh
+	hack/multus-build.sh
 	PLEXUS_E2E_NODE=1 $(GO) test -count=1 -v -timeout $(E2E_NODE_TIMEOUT) ./e2e/node
 
 # Everything: unit, fuzz seeds, real netns + real plugins end to end, a

@@ -86,6 +86,9 @@ func run() int {
 		return 2
 	}
 	defer closer.Close()
+	for _, w := range cfg.Warnings {
+		log.Warn(w, "config", *cfgPath)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := daemon.Run(ctx, cfg, daemon.Flags{Kubeconfig: *kubeconfig, NodeName: *nodeName}, log); err != nil {

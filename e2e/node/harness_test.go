@@ -59,6 +59,7 @@ type undo struct {
 	MadeVarLogContain bool              `json:"madeVarLogContainers"`
 	MadeVarLibCNI     bool              `json:"madeVarLibCNI"`     // containerd's libcni cache parent
 	MadeVarLibKubelet bool              `json:"madeVarLibKubelet"` // the device manager's fixed socket dir
+	MadeRunMultus     bool              `json:"madeRunMultus"`     // Multus's shim's fixed socket dir
 	ClusterDir        string            `json:"clusterDir"`        // kubeharness state (certs, etcd)
 }
 
@@ -77,6 +78,9 @@ type Node struct {
 	lock    *os.File
 	Stages  []stage
 	Latency []latency
+	// ignoreRuntimeCache: runtime cache entries (by name prefix) that
+	// leftovers does not count.
+	ignoreRuntimeCache string
 }
 
 type latency struct {
@@ -356,6 +360,11 @@ func (n *Node) startNode(ctx context.Context) error {
 	if _, err := os.Stat("/var/lib/kubelet"); errors.Is(err, os.ErrNotExist) {
 		n.undo.MadeVarLibKubelet = true
 	}
+	// Multus's shim dials /run/multus/multus.sock, whatever its daemon's
+	// config says.
+	if _, err := os.Stat("/run/multus"); errors.Is(err, os.ErrNotExist) {
+		n.undo.MadeRunMultus = true
+	}
 	n.undo.ClusterDir = n.Cluster.Dir
 	if err := n.saveUndo(); err != nil {
 		return err
@@ -392,6 +401,17 @@ func (n *Node) startNode(ctx context.Context) error {
 	}
 	if err := unix.Mount("", n.netnsDir(), "", unix.MS_SHARED, ""); err != nil {
 		return fmt.Errorf("make-shared %s: %w", n.netnsDir(), err)
+	}
+	// Multus's manifest mounts the kubelet's dir with HostToContainer and
+	// the CNI bin dir with Bidirectional propagation: shared mounts, as
+	// on a systemd host.
+	for _, d := range []string{n.p("kubelet"), n.binDir()} {
+		if err := unix.Mount(d, d, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind %s: %w", d, err)
+		}
+		if err := unix.Mount("", d, "", unix.MS_SHARED, ""); err != nil {
+			return fmt.Errorf("make-shared %s: %w", d, err)
+		}
 	}
 	// After the netns dir, so the view holds a peer of it.
 	if err := unix.Mount("/", n.hostRoot(), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
@@ -776,6 +796,9 @@ func (n *Node) teardownHost(leftovers bool) error {
 		}
 		time.Sleep(200 * time.Millisecond)
 		os.RemoveAll(u.ClusterDir)
+	}
+	if u.MadeRunMultus {
+		os.RemoveAll("/run/multus")
 	}
 	if u.MadeVarLibKubelet {
 		os.RemoveAll("/var/lib/kubelet/device-plugins")

@@ -108,10 +108,23 @@ func TestNode(t *testing.T) {
 		{"PrimaryCalico", testPrimaryCalico},
 		{"PrimaryBack", testPrimaryBack},
 		{"Uninstall", testUninstall},
+		{"SwitchFromMultus", testSwitchFromMultus},
+	}
+	// PLEXUS_E2E_NODE_STEPS=DeployPlexus,Devices runs only those steps
+	// (a developer's loop; CI runs them all).
+	only := map[string]bool{}
+	for _, name := range strings.Split(os.Getenv("PLEXUS_E2E_NODE_STEPS"), ",") {
+		if name != "" {
+			only[name] = true
+		}
 	}
 	deployed := false
 	for _, s := range steps {
-		if s.name != "PrimaryOnly" && s.name != "DeployPlexus" && !deployed {
+		if len(only) > 0 && !only[s.name] {
+			continue
+		}
+		// SwitchFromMultus deploys Plexus its own way (Multus's manifest).
+		if s.name != "PrimaryOnly" && s.name != "DeployPlexus" && s.name != "SwitchFromMultus" && !deployed {
 			t.Run(s.name, func(t *testing.T) { t.Skip("Plexus is not deployed") })
 			continue
 		}

@@ -534,7 +534,15 @@ func (n *Node) leftovers(sbs map[string]Sandbox, portsBefore int) []string {
 			left = append(left, fmt.Sprintf("%s: netns %s", pod, sb.NetNS))
 		}
 		if m, _ := filepath.Glob("/var/lib/cni/results/*" + sb.ID + "*"); len(m) > 0 {
-			left = append(left, fmt.Sprintf("%s: libcni cache %v", pod, m))
+			var kept []string
+			for _, f := range m {
+				if n.ignoreRuntimeCache == "" || !strings.HasPrefix(filepath.Base(f), n.ignoreRuntimeCache) {
+					kept = append(kept, f)
+				}
+			}
+			if len(kept) > 0 {
+				left = append(left, fmt.Sprintf("%s: libcni cache %v", pod, kept))
+			}
 		}
 		if m, _ := filepath.Glob(filepath.Join(n.plexusCNIDir(), "*", "*"+sb.ID+"*")); len(m) > 0 {
 			left = append(left, fmt.Sprintf("%s: plexus cniDir files %v", pod, m))

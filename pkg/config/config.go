@@ -141,6 +141,9 @@ type Config struct {
 	PodWaitTimeout time.Duration
 	// Log configures the daemon's logger (see package logging).
 	Log LogConfig
+	// Warnings are the Multus keys the file set that Plexus ignores, each
+	// with what Plexus does instead; plexusd logs them at start.
+	Warnings []string
 }
 
 // LogConfig configures logging. When File is empty logs go to stderr

@@ -259,19 +259,8 @@ func TestUnsupportedKeys(t *testing.T) {
 	t.Parallel()
 	// Each message must say why, or what to use instead.
 	hints := map[string]string{
-		"metricsPort":           "not implemented yet",
-		"enablePprof":           "pprofSocket",
-		"connectionLimit":       "maxConcurrency and queueSize",
-		"perNodeCertificate":    "--kubeconfig",
-		"forceCNIVersion":       "use cniVersion",
-		"overrideNetworkName":   "plexus-cni-network",
 		"delegates":             "use clusterNetwork",
 		"auxiliaryCNIChainName": "not supported",
-		"retryDeleteOnError":    "until DEL succeeds",
-		"kubeconfig":            "--kubeconfig flag",
-		"capabilities":          "shim's CNI config",
-		"name":                  "shim's CNI config",
-		"type":                  `"type": "plexus"`,
 	}
 	if len(hints) != len(unsupported) {
 		t.Errorf("test covers %d unsupported keys, package has %d", len(hints), len(unsupported))
@@ -293,6 +282,39 @@ func TestUnsupportedKeys(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The other Multus keys are accepted, whatever their value, each with a
+// warning that says what Plexus does instead.
+func TestIgnoredMultusKeys(t *testing.T) {
+	t.Parallel()
+	hints := map[string]string{
+		"metricsPort":         "not served yet",
+		"enablePprof":         "pprofSocket",
+		"connectionLimit":     "maxConcurrency and queueSize",
+		"perNodeCertificate":  "service account",
+		"forceCNIVersion":     "cniVersion",
+		"overrideNetworkName": "plexus-cni-network",
+		"retryDeleteOnError":  "until DEL succeeds",
+		"kubeconfig":          "--kubeconfig",
+		"capabilities":        "primary's capabilities",
+		"name":                "plexus-cni-network",
+		"type":                `"type": "plexus"`,
+		"daemonSocketDir":     "socketDir",
+	}
+	if len(hints) != len(ignored) {
+		t.Errorf("test covers %d ignored keys, package has %d", len(hints), len(ignored))
+	}
+	for key, hint := range hints {
+		c, err := Parse([]byte(`{"clusterNetwork": "calico", "` + key + `": {"any": 1}}`))
+		if err != nil {
+			t.Errorf("%s: %v", key, err)
+			continue
+		}
+		if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], `"`+key+`"`) || !strings.Contains(c.Warnings[0], hint) {
+			t.Errorf("%s: warnings %q, want one naming it and %q", key, c.Warnings, hint)
+		}
 	}
 }
 
@@ -406,7 +428,7 @@ func TestSeveralProblemsReportedAtOnce(t *testing.T) {
 	t.Parallel()
 	doc := `{
 		"chrootDir": "hostroot",
-		"metricsPort": 9091,
+		"delegates": [],
 		"bogus": true,
 		"multusNamespace": "Not A Label",
 		"namespaceIsolation": "yes",
@@ -422,9 +444,9 @@ func TestSeveralProblemsReportedAtOnce(t *testing.T) {
 	}`
 	_, err := Parse([]byte(doc))
 	want := []string{
-		"binDir[1]", "bogus", "chrootDir", "clusterNetwork", "confDir",
+		"binDir[1]", "bogus", "chrootDir", "clusterNetwork", "confDir", "delegates",
 		"globalNamespaces[1]", "logFormat", "logLevel", "logOptions.compress",
-		"logOptions.maxSize", "logOptions.rotate", "maxConcurrency", "metricsPort",
+		"logOptions.maxSize", "logOptions.rotate", "maxConcurrency",
 		"multusNamespace", "namespaceIsolation", "queueSize", "queueTimeout",
 	}
 	if got := keysOf(keyErrors(t, err)); !reflect.DeepEqual(got, want) {
@@ -517,7 +539,7 @@ func TestLoad(t *testing.T) {
 	if err := os.WriteFile(good, []byte(`{"clusterNetwork": "calico"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(bad, []byte(`{"clusterNetwork": "calico", "metricsPort": 9091}`), 0o600); err != nil {
+	if err := os.WriteFile(bad, []byte(`{"clusterNetwork": "calico", "delegates": []}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Run("good", func(t *testing.T) {

@@ -18,11 +18,12 @@ func Parse(data []byte) (Config, error) { return ParseOver(data, Default()) }
 
 // ParseOver is Parse with base's values as the defaults.
 func ParseOver(data []byte, base Config) (Config, error) {
-	w, errs, err := decodeWire(data)
+	w, warnings, errs, err := decodeWire(data)
 	if err != nil {
 		return Config{}, err
 	}
 	c, rerrs := w.resolve(base)
+	c.Warnings = warnings
 	errs = append(errs, rerrs...)
 	// A key whose value could not be decoded keeps its default; do not
 	// also report that default (e.g. "clusterNetwork": 1 is a type error,

@@ -158,22 +158,30 @@ func acceptedKeys() []string {
 // not a JSON object at all; otherwise it decodes every key on its own, so
 // that one bad key does not hide the others, and returns one error per
 // problem.
-func decodeWire(data []byte) (*wire, []error, error) {
+func decodeWire(data []byte) (*wire, []string, []error, error) {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, nil, fmt.Errorf("the config must be a JSON object: %w", err)
+		return nil, nil, nil, fmt.Errorf("the config must be a JSON object: %w", err)
 	}
 	if raw == nil { // the document was "null"
-		return nil, nil, fmt.Errorf("the config must be a JSON object, got null")
+		return nil, nil, nil, fmt.Errorf("the config must be a JSON object, got null")
 	}
 	var errs []error
 	dups, _ := rawjson.DuplicateKeys(data) // data decoded above: valid
 	for _, k := range dups {
 		errs = append(errs, keyErrorf(k, "given more than once"))
 	}
+	var warnings []string
+	for k := range raw {
+		if what, ok := ignored[k]; ok {
+			warnings = append(warnings, fmt.Sprintf("Multus key %q is ignored: %s", k, what))
+			delete(raw, k)
+		}
+	}
+	sort.Strings(warnings)
 	w := &wire{}
 	errs = append(errs, decodeObject("", raw, w.fields())...)
-	return w, errs, nil
+	return w, warnings, errs, nil
 }
 
 // decodeObject decodes each entry of raw into the matching field, in sorted

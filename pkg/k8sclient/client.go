@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
@@ -54,6 +55,9 @@ type Client struct {
 	events  *eventSink
 	deleted *recentUIDs
 	start   func(ctx context.Context)
+	// updateStatus: the RBAC grants update but not patch on pods/status
+	// (Multus's ClusterRole), so the status is written with get + update.
+	updateStatus atomic.Bool
 }
 
 // RESTConfig returns the in-cluster config or the kubeconfig's.

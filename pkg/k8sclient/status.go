@@ -10,6 +10,7 @@ import (
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	k8stypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 
@@ -35,7 +36,16 @@ func (c *Client) WriteStatus(ctx context.Context, ref podref.Ref, status []byte)
 	backoff := wait.Backoff{Duration: 50 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 6, Cap: 2 * time.Second}
 	var last error
 	err = wait.ExponentialBackoffWithContext(ctx, backoff, func(ctx context.Context) (bool, error) {
-		_, last = c.kube.CoreV1().Pods(ref.Namespace).Patch(ctx, ref.Name, k8stypes.MergePatchType, patch, metav1.PatchOptions{}, "status")
+		if c.updateStatus.Load() {
+			last = c.updateAnnotation(ctx, ref, string(status))
+		} else {
+			_, last = c.kube.CoreV1().Pods(ref.Namespace).Patch(ctx, ref.Name, k8stypes.MergePatchType, patch, metav1.PatchOptions{}, "status")
+			if apierrors.IsForbidden(last) {
+				c.log.Warn("patch of pods/status is forbidden (Multus's ClusterRole grants update only): writing network-status with get + update; deployments/rbac.yaml allows the one-request patch", "err", last)
+				c.updateStatus.Store(true)
+				last = c.updateAnnotation(ctx, ref, string(status))
+			}
+		}
 		switch {
 		case last == nil:
 			return true, nil
@@ -56,6 +66,31 @@ func (c *Client) WriteStatus(ctx context.Context, ref podref.Ref, status []byte)
 	}
 	return fmt.Errorf("patch network-status of pod %s: %w", ref, last)
 }
+
+// updateAnnotation is the write for an RBAC without patch: the pod read
+// from the API, its UID checked, the annotation set, pods/status updated
+// (a conflict re-reads).
+func (c *Client) updateAnnotation(ctx context.Context, ref podref.Ref, status string) error {
+	for {
+		pod, err := c.kube.CoreV1().Pods(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if ref.UID != "" && string(pod.UID) != ref.UID {
+			return apierrors.NewConflict(podResource, ref.Name, fmt.Errorf("the pod was replaced (uid %s, want %s)", pod.UID, ref.UID))
+		}
+		if pod.Annotations == nil {
+			pod.Annotations = map[string]string{}
+		}
+		pod.Annotations[nadv1.NetworkStatusAnnot] = status
+		_, err = c.kube.CoreV1().Pods(ref.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+		if !apierrors.IsConflict(err) || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+var podResource = schema.GroupResource{Resource: "pods"}
 
 // retriable: server-side trouble, and any failure to get an answer. A conflict is
 // not retried: a merge patch without a resourceVersion conflicts only on
