@@ -65,9 +65,12 @@ func run() int {
 	case *probe != "":
 		return report(shim.Probe(context.Background(), *probe))
 	}
-	base := config.Default()
+	base, confFile := config.Default(), ""
 	if as == multusDaemonName {
+		// Multus's file name: switched either way, each replaces the other's.
+		confFile = cniconf.MultusFileName
 		base.CNIDir = multusCNIDir
+		base.WriteMultusCache = true // the way back to Multus stays open
 	}
 	cfg, err := config.LoadOver(*cfgPath, base)
 	if err != nil {
@@ -78,7 +81,7 @@ func run() int {
 		if cfg.CNIConfigDir == "" {
 			return report(fmt.Errorf("--uninstall: cniConfigDir is not set in %s", *cfgPath))
 		}
-		return report(cniconf.Uninstall(cfg.CNIConfigDir))
+		return report(cniconf.Uninstall(cfg.CNIConfigDir, confFile))
 	}
 	log, closer, err := logging.New(cfg.Log)
 	if err != nil {
@@ -91,7 +94,7 @@ func run() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := daemon.Run(ctx, cfg, daemon.Flags{Kubeconfig: *kubeconfig, NodeName: *nodeName}, log); err != nil {
+	if err := daemon.Run(ctx, cfg, daemon.Flags{Kubeconfig: *kubeconfig, NodeName: *nodeName, CNIConfFile: confFile}, log); err != nil {
 		log.Error("plexusd failed", "err", err)
 		return 1
 	}

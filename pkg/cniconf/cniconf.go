@@ -47,6 +47,21 @@ type Options struct {
 	ReadinessFile string // must exist before the first write
 	SocketPath    string // the daemon's socket, for the shim
 	CNIDir        string // the daemon's cniDir, for the shim's DEL replay
+	// FileName is the generated file's name; default FileName. One
+	// ending in ".conf" holds a single plugin config: MultusFileName,
+	// which plexusd run as multus-daemon writes, so that Multus and Plexus
+	// replace each other's file when the node is switched either way.
+	FileName string
+}
+
+// MultusFileName is the file Multus thick writes.
+const MultusFileName = "00-multus.conf"
+
+func (o Options) fileName() string {
+	if o.FileName == "" {
+		return FileName
+	}
+	return o.FileName
 }
 
 // Reporter receives what the manager did that an operator should see.
@@ -75,7 +90,7 @@ func New(opts Options, rep Reporter, log *slog.Logger) *Manager {
 }
 
 // Path is the generated file's path.
-func (m *Manager) Path() string { return filepath.Join(m.opts.ConfDir, FileName) }
+func (m *Manager) Path() string { return filepath.Join(m.opts.ConfDir, m.opts.fileName()) }
 
 // Ready is nil once the file is in place for the current primary.
 func (m *Manager) Ready() error {
@@ -206,7 +221,7 @@ func (m *Manager) replaceMultus() {
 	}
 	for _, e := range entries {
 		path := filepath.Join(m.opts.ConfDir, e.Name())
-		if e.IsDir() || e.Name() >= FileName || !isConfFile(e.Name()) {
+		if e.IsDir() || e.Name() >= m.opts.fileName() || !isConfFile(e.Name()) {
 			continue
 		}
 		data, err := os.ReadFile(path)
@@ -278,7 +293,7 @@ func (m *Manager) findPrimary() (string, []byte, error) {
 		default:
 			continue
 		}
-		if e.IsDir() || strings.HasPrefix(n, ".") || strings.HasPrefix(n, "00-plexus") {
+		if e.IsDir() || strings.HasPrefix(n, ".") || strings.HasPrefix(n, "00-plexus") || n == m.opts.fileName() {
 			continue
 		}
 		names = append(names, n)
@@ -346,7 +361,12 @@ func Generate(primary []byte, opts Options) ([]byte, error) {
 	if opts.CNIDir != "" {
 		plugin["cniDir"] = opts.CNIDir
 	}
-	out, err := json.MarshalIndent(map[string]interface{}{"cniVersion": version, "name": NetworkName, "plugins": []interface{}{plugin}}, "", "  ")
+	doc := map[string]interface{}{"cniVersion": version, "name": NetworkName, "plugins": []interface{}{plugin}}
+	if strings.HasSuffix(opts.fileName(), ".conf") {
+		doc = plugin
+		plugin["cniVersion"], plugin["name"] = version, NetworkName
+	}
+	out, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		return nil, err
 	}
@@ -357,9 +377,13 @@ type capsHolder struct {
 	Capabilities map[string]bool `json:"capabilities"`
 }
 
-// Uninstall removes the generated file (plexusd --uninstall).
-func Uninstall(confDir string) error {
-	if err := os.Remove(filepath.Join(confDir, FileName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+// Uninstall removes the generated file (plexusd --uninstall); fileName ""
+// is FileName.
+func Uninstall(confDir, fileName string) error {
+	if fileName == "" {
+		fileName = FileName
+	}
+	if err := os.Remove(filepath.Join(confDir, fileName)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	return nil

@@ -174,13 +174,13 @@ func TestUninstall(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, FileName), "{}")
-	if err := Uninstall(dir); err != nil {
+	if err := Uninstall(dir, ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, FileName)); !os.IsNotExist(err) {
 		t.Error("file still there")
 	}
-	if err := Uninstall(dir); err != nil {
+	if err := Uninstall(dir, ""); err != nil {
 		t.Errorf("second uninstall: %v", err)
 	}
 }

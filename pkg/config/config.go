@@ -67,6 +67,10 @@ type Config struct {
 	// the switch to Plexus is carried out from there. A host path; ""
 	// turns it off.
 	MultusCacheDir string
+	// WriteMultusCache also writes each sandbox's plan in Multus's format
+	// to MultusCacheDir, so that a switch back to Multus tears down the
+	// sandboxes Plexus attached (default on when run as multus-daemon).
+	WriteMultusCache bool
 	// CNIDir holds attachment records and the libcni result cache.
 	CNIDir string
 	// SocketDir holds the daemon socket; see SocketPath.

@@ -120,6 +120,7 @@ func (w *wire) resolve(base Config) (Config, []error) {
 	setPath(&c.AutoconfigDir, w.AutoconfigDir)
 	setPath(&c.ChrootDir, w.ChrootDir)
 	setPath(&c.MultusCacheDir, w.MultusCacheDir)
+	setBool(&c.WriteMultusCache, w.WriteMultusCache)
 	if w.PrimaryConfig != nil {
 		c.PrimaryConfig = *w.PrimaryConfig
 	}

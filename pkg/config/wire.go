@@ -61,6 +61,7 @@ type wire struct {
 	DeviceInfoDir          *string         `json:"deviceInfoDir"`
 	ChrootDir              *string         `json:"chrootDir"`
 	MultusCacheDir         *string         `json:"multusCacheDir"`
+	WriteMultusCache       *bool           `json:"writeMultusCache"`
 }
 
 // wireLogOptions is the Multus logOptions object.
@@ -128,6 +129,7 @@ func (w *wire) fields() map[string]any {
 		"deviceInfoDir":          &w.DeviceInfoDir,
 		"chrootDir":              &w.ChrootDir,
 		"multusCacheDir":         &w.MultusCacheDir,
+		"writeMultusCache":       &w.WriteMultusCache,
 	}
 }
 

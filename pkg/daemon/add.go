@@ -10,6 +10,7 @@ import (
 
 	"github.com/plexus-cni/plexus/pkg/api"
 	"github.com/plexus-cni/plexus/pkg/delegate"
+	"github.com/plexus-cni/plexus/pkg/detach"
 	"github.com/plexus-cni/plexus/pkg/devices"
 	"github.com/plexus-cni/plexus/pkg/netselect"
 	"github.com/plexus-cni/plexus/pkg/netstatus"
@@ -211,6 +212,13 @@ func (m *Multiplexer) saveStep(_ context.Context, op *addOp) error {
 		return fmt.Errorf("save attachment record: %w", err)
 	}
 	op.onUndo("delete attachment record", func(context.Context) error { return m.store.Delete(op.req.ContainerID) })
+	if m.cfg.WriteMultusCache && m.multusInv != nil {
+		dir := m.multusInv.CacheDir
+		if err := detach.WriteMultusPlan(dir, op.req.ContainerID, op.specs); err != nil {
+			return fmt.Errorf("write the plan in Multus's format: %w", err)
+		}
+		op.onUndo("delete the plan in Multus's format", func(context.Context) error { return detach.RemoveMultusPlan(dir, op.req.ContainerID) })
+	}
 	return nil
 }
 

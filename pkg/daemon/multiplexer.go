@@ -167,6 +167,11 @@ func (m *Multiplexer) detach(ctx context.Context, containerID, netns, cniPath st
 	if err := m.releaseDevices(ctx, delegate.Target{ContainerID: containerID, Netns: netns, CNIPath: cniPath}, rec); err != nil {
 		return fmt.Errorf("container %s: %w", containerID, err)
 	}
+	if rec != nil && m.cfg.WriteMultusCache && m.multusInv != nil {
+		if err := detach.RemoveMultusPlan(m.multusInv.CacheDir, containerID); err != nil {
+			return fmt.Errorf("container %s: %w", containerID, err)
+		}
+	}
 	switch {
 	case rec == nil:
 		return nil

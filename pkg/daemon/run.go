@@ -31,6 +31,9 @@ const ShutdownGrace = 10 * time.Second
 type Flags struct {
 	Kubeconfig string
 	NodeName   string
+	// CNIConfFile is the generated CNI config's name; "" is
+	// 00-plexus.conflist (run as multus-daemon: 00-multus.conf).
+	CNIConfFile string
 }
 
 // Run serves until ctx ends.
@@ -80,7 +83,7 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 		return err
 	}
 	if cfg.CNIConfigDir != "" {
-		mux.cniconf = startCNIConf(ctx, cfg, events, log)
+		mux.cniconf = startCNIConf(ctx, cfg, flags.CNIConfFile, events, log)
 	}
 	log.Info("plexusd serving", "socket", cfg.SocketPath(), "clusterNetwork", cfg.ClusterNetwork, "manifestsDir", cfg.ManifestsDir, "node", flags.NodeName)
 	errc := make(chan error, 1)
@@ -99,7 +102,7 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 // startCNIConf keeps the generated CNI config in cniConfigDir. The paths
 // it carries are read by the shim on the host: host paths, found from the
 // daemon's own (a Multus manifest mounts the host's /run at /host/run).
-func startCNIConf(ctx context.Context, cfg config.Config, events Recorder, log *slog.Logger) *cniconf.Manager {
+func startCNIConf(ctx context.Context, cfg config.Config, file string, events Recorder, log *slog.Logger) *cniconf.Manager {
 	socketDir := hostroot.Of(cfg.ChrootDir, cfg.SocketDir)
 	cniDir := hostroot.Of(cfg.ChrootDir, cfg.CNIDir)
 	if socketDir != cfg.SocketDir || cniDir != cfg.CNIDir {
@@ -108,6 +111,7 @@ func startCNIConf(ctx context.Context, cfg config.Config, events Recorder, log *
 	mgr := cniconf.New(cniconf.Options{
 		ConfDir: cfg.CNIConfigDir, AutoconfigDir: cfg.AutoconfigDir, Primary: cfg.PrimaryConfig, CNIVersion: cfg.CNIVersion,
 		ReadinessFile: cfg.ReadinessIndicatorFile, SocketPath: filepath.Join(socketDir, config.SocketFileName), CNIDir: cniDir,
+		FileName: file,
 	}, nodeReporter{events}, log)
 	go func() {
 		if err := mgr.Run(ctx); err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/plexus-cni/plexus/pkg/atomicfile"
 	"github.com/plexus-cni/plexus/pkg/delegate"
 )
 
@@ -133,6 +134,75 @@ func DetachMultus(ctx context.Context, inv *delegate.Invoker, plan *MultusPlan, 
 		return fmt.Errorf("container %s (attached by Multus): %w", containerID, err)
 	}
 	if err := os.Remove(plan.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// multusPlanEntry is what WriteMultusPlan writes per delegate: the fields
+// Multus thick v4's DEL reads (DelegateNetConf's JSON names).
+type multusPlanEntry struct {
+	ConfList struct {
+		CNIVersion string            `json:"cniVersion"`
+		Name       string            `json:"name"`
+		Plugins    []json.RawMessage `json:"plugins"`
+	} `json:"ConfList"`
+	Name          string   `json:"Name"`
+	IfnameRequest string   `json:"ifnameRequest,omitempty"`
+	MacRequest    string   `json:"macRequest,omitempty"`
+	IPRequest     []string `json:"ipRequest,omitempty"`
+	DeviceID      string   `json:"deviceID,omitempty"`
+	Bytes         []byte   `json:"Bytes"`
+}
+
+// WriteMultusPlan writes specs as Multus thick's plan for containerID in
+// dir (<dir>/<containerID>, 0600), so that Multus, should the node be
+// switched back to it, tears the sandbox down: every delegate as a
+// conflist with its interface name requested explicitly.
+func WriteMultusPlan(dir, containerID string, specs []delegate.Spec) error {
+	entries := make([]multusPlanEntry, len(specs))
+	for i, s := range specs {
+		var l struct {
+			CNIVersion string            `json:"cniVersion"`
+			Name       string            `json:"name"`
+			Plugins    []json.RawMessage `json:"plugins"`
+		}
+		if err := json.Unmarshal(s.ConfList, &l); err != nil {
+			return fmt.Errorf("%s (%s): %w", s.Network, s.IfName, err)
+		}
+		e := &entries[i]
+		e.ConfList.CNIVersion, e.ConfList.Name, e.ConfList.Plugins = l.CNIVersion, l.Name, l.Plugins
+		e.Name, e.IfnameRequest, e.DeviceID, e.Bytes = s.Network, s.IfName, s.DeviceID, s.ConfList
+		switch ips := s.CapabilityArgs["ips"].(type) {
+		case []string:
+			e.IPRequest = ips
+		case []interface{}: // a record read back from disk
+			for _, ip := range ips {
+				if str, ok := ip.(string); ok {
+					e.IPRequest = append(e.IPRequest, str)
+				}
+			}
+		}
+		if mac, ok := s.CapabilityArgs["mac"].(string); ok {
+			e.MacRequest = mac
+		}
+	}
+	data, err := json.Marshal(entries)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(dir, containerID), data, 0o600)
+}
+
+// RemoveMultusPlan removes what WriteMultusPlan wrote (or Multus did).
+func RemoveMultusPlan(dir, containerID string) error {
+	if dir == "" || filepath.Base(containerID) != containerID {
+		return nil
+	}
+	if err := os.Remove(filepath.Join(dir, containerID)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	return nil
