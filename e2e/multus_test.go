@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/containernetworking/cni/libcni"
@@ -101,4 +103,51 @@ func TestDelOfSandboxAttachedByMultus(t *testing.T) {
 	}
 	e.assertClean()
 	e.mustDel(p) // and again: nothing known, success
+}
+
+// plexusd run as multus-daemon (Multus's manifest, the image changed)
+// with a Multus config holding a key Plexus refuses: it says which and
+// why, starts nothing, and the node keeps the CNI config it had.
+func TestMultusDaemonRefusesUnsafeKey(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	netd := filepath.Join(dir, "net.d")
+	if err := os.MkdirAll(netd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	multusConf := []byte(`{"cniVersion":"0.3.1","name":"multus-cni-network","type":"multus-shim"}`)
+	if err := os.WriteFile(filepath.Join(netd, "00-multus.conf"), multusConf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "daemon-config.json")
+	doc := `{"chrootDir":"/","cniVersion":"0.3.1","logLevel":"verbose","logToStderr":true,"cniConfigDir":"` + netd + `",` +
+		`"multusAutoconfigDir":"` + netd + `","multusConfigFile":"auto","socketDir":"` + filepath.Join(dir, "run") + `",` +
+		`"metricsPort":9091,"delegates":[{"type":"bridge"}]}`
+	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	as := filepath.Join(dir, "multus-daemon")
+	if err := os.Symlink(daemonBin, as); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(as, "-config", cfg)
+	cmd.Env = append(os.Environ(), "MULTUS_NODE_NAME=n1")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("started with an inline delegates list: %s", out)
+	}
+	for _, want := range []string{`"delegates"`, "clusterNetwork"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("start-up error does not contain %q: %s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "metricsPort") {
+		t.Errorf("metricsPort is accepted with a warning, not an error: %s", out)
+	}
+	if got, _ := os.ReadFile(filepath.Join(netd, "00-multus.conf")); string(got) != string(multusConf) {
+		t.Errorf("00-multus.conf changed: %s", got)
+	}
+	if ents, _ := os.ReadDir(netd); len(ents) != 1 {
+		t.Errorf("files in the CNI config dir: %d, want Multus's alone", len(ents))
+	}
 }
