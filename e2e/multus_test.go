@@ -94,6 +94,19 @@ func TestDelOfSandboxAttachedByMultus(t *testing.T) {
 		t.Fatalf("%d IP allocations after Multus's ADD, want 2", n)
 	}
 
+	// A GC that lists the sandbox takes nothing from it: the networks it
+	// shares with Plexus's sandboxes are GC'd with its attachments valid.
+	valid := []map[string]string{{"containerID": p.containerID, "ifname": "eth0"}}
+	if r := e.exec("GC", nil, "", e.shimConf("1.1.0", map[string]interface{}{"cni.dev/valid-attachments": valid})); r.err != nil {
+		t.Errorf("GC: %s", r)
+	}
+	if n := len(files(e.ipamDir)); n != 2 {
+		t.Errorf("%d IP allocations after a GC that listed the Multus sandbox, want 2", n)
+	}
+	if l := e.links(p); len(l["net1"].ipv4()) != 1 {
+		t.Errorf("the Multus sandbox lost net1 to GC: %v", keys(l))
+	}
+
 	e.mustDel(p)
 	if l := e.links(p); len(l) != 1 {
 		t.Errorf("pod links after Plexus's DEL: %v, want lo only", keys(l))

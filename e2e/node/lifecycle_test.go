@@ -313,9 +313,14 @@ func testUninstall(t *testing.T, n *Node) {
 	if _, err := n.Kubectl(ctx, nil, "delete", "-f", n.deployFile("daemonset.yaml"), "--wait=true", "--timeout=2m"); err != nil {
 		t.Fatal(err)
 	}
+	// Gone, not only terminating: a plexusd still running would restore
+	// the file the uninstall removes.
 	if err := testutil.WaitFor(ctx, 2*time.Minute, func() (bool, string) {
-		_, err := n.plexusPod(ctx)
-		return err != nil && strings.HasPrefix(err.Error(), "0 live"), fmt.Sprint(err)
+		pods, err := n.Kube.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "app=plexus"})
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(pods.Items) == 0, fmt.Sprintf("%d plexus pods", len(pods.Items))
 	}); err != nil {
 		t.Fatalf("plexusd pod not gone: %v", err)
 	}

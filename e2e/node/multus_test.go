@@ -178,6 +178,12 @@ func (n *Node) multusCaches() []string {
 
 func testSwitchFromMultus(t *testing.T, n *Node) {
 	ctx := context.Background()
+	// A Multus node: nothing of the Plexus deployed earlier (Multus would
+	// take a leftover 00-plexus.conflist for its primary).
+	if fileExists(n.generatedPath()) {
+		t.Logf("removing %s left by an earlier step", n.generatedPath())
+		os.Remove(n.generatedPath())
+	}
 	n.buildMultusImage(t)
 	if _, err := n.Kubectl(ctx, n.multusManifest(t, multusImage), "apply", "-f", "-"); err != nil {
 		t.Fatal(err)

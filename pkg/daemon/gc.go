@@ -56,6 +56,11 @@ func (m *Multiplexer) collect(ctx context.Context, log *slog.Logger, req *api.Re
 			addGCAttachment(byConf, s, id)
 		}
 	}
+	// Sandboxes Multus attached before the switch use the same networks:
+	// the live ones' attachments are valid too, the others are stale.
+	if !m.collectMultus(ctx, log, req, valid, ids, byConf, &errs) {
+		unknown = true
+	}
 	if unknown {
 		return errors.Join(errs...)
 	}
@@ -65,6 +70,48 @@ func (m *Multiplexer) collect(ctx context.Context, log *slog.Logger, req *api.Re
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// collectMultus adds the attachments of live sandboxes that Multus attached
+// (a plan in Multus's cache, no Plexus record) to byConf and tears down
+// the stale ones. false: a live one's plan is unreadable, so which
+// attachments are in use is unknown.
+func (m *Multiplexer) collectMultus(ctx context.Context, log *slog.Logger, req *api.Request, valid map[string]bool, records []string, byConf map[string]*gcNetwork, errs *[]error) bool {
+	if m.multusInv == nil {
+		return true
+	}
+	ids, err := detach.MultusPlans(m.multusInv.CacheDir)
+	if err != nil {
+		*errs = append(*errs, err)
+		return false
+	}
+	ours := map[string]bool{}
+	for _, id := range records {
+		ours[id] = true
+	}
+	known := true
+	for _, id := range ids {
+		if ours[id] {
+			continue // Plexus's own sandbox (its plan written for Multus)
+		}
+		plan, err := detach.FromMultus(m.multusInv.CacheDir, id, "eth0", nil)
+		switch {
+		case err != nil && valid[id]:
+			log.Error("GC: live sandbox attached by Multus whose plan cannot be read; skipping the delegate GC", "live", id, "err", err)
+			*errs, known = append(*errs, err), false
+		case err != nil || plan == nil:
+		case valid[id]:
+			for _, s := range plan.Specs {
+				addGCAttachment(byConf, s, id)
+			}
+		default:
+			log.Info("GC: removing a stale sandbox attached by Multus", "stale", id)
+			if err := detach.DetachMultus(ctx, m.multusInv, plan, id, "", req.Path); err != nil {
+				*errs = append(*errs, fmt.Errorf("GC %s: %w", id, err))
+			}
+		}
+	}
+	return known
 }
 
 type gcNetwork struct {

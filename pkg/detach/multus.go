@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/plexus-cni/plexus/pkg/atomicfile"
 	"github.com/plexus-cni/plexus/pkg/delegate"
@@ -195,6 +196,24 @@ func WriteMultusPlan(dir, containerID string, specs []delegate.Spec) error {
 		return err
 	}
 	return atomicfile.Write(filepath.Join(dir, containerID), data, 0o600)
+}
+
+// MultusPlans lists the container IDs with a plan in Multus's cache dir.
+func MultusPlans(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, e := range ents {
+		if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
+			ids = append(ids, e.Name())
+		}
+	}
+	return ids, nil
 }
 
 // RemoveMultusPlan removes what WriteMultusPlan wrote (or Multus did).
