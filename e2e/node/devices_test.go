@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -62,20 +61,10 @@ func (n *Node) deployDevicePlugin(t *testing.T) {
 	if !fileExists(bin) {
 		t.Fatalf("%s missing: run `make e2e-node` (testbins)", bin)
 	}
-	tarball := n.p("images", "deviceplugin.tar")
-	if err := n.BuildImage(ctx, tarball, dpImage, "/deviceplugin", "", nil, bin+":/deviceplugin"); err != nil {
-		t.Fatal(err)
-	}
-	if err := n.ImportImage(ctx, tarball); err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(filepath.Join(n.Repo, "e2e", "node", "testdata", "deviceplugin.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	manifest := strings.NewReplacer("@@IMAGE@@", dpImage, "@@VF_IDS@@", strings.Join(vfIDs, ","), "@@GHOST_ID@@", ghostID,
-		"@@DEVICE_PLUGINS@@", "/var/lib/kubelet/device-plugins", "@@DEVINFO@@", n.devInfoDir()).Replace(string(raw))
-	if _, err := n.Kubectl(ctx, []byte(manifest), "apply", "-f", "-"); err != nil {
+	n.BuildAndImport(t, "deviceplugin.tar", dpImage, "/deviceplugin", bin+":/deviceplugin")
+	manifest := n.Testdata(t, "deviceplugin.yaml", "@@IMAGE@@", dpImage, "@@VF_IDS@@", strings.Join(vfIDs, ","), "@@GHOST_ID@@", ghostID,
+		"@@DEVICE_PLUGINS@@", "/var/lib/kubelet/device-plugins", "@@DEVINFO@@", n.devInfoDir())
+	if _, err := n.Kubectl(ctx, manifest, "apply", "-f", "-"); err != nil {
 		t.Fatal(err)
 	}
 	if err := testutil.WaitFor(ctx, 90*time.Second, func() (bool, string) {

@@ -12,10 +12,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	nadclient "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned"
@@ -512,6 +514,34 @@ func (n *Node) BuildImage(ctx context.Context, out, name, entrypoint, user strin
 		return fmt.Errorf("ociimage: %w: %s", err, out)
 	}
 	return nil
+}
+
+// BuildAndImport builds an image from files (hack/ociimage) under
+// images/<file> and imports it into the node's containerd.
+func (n *Node) BuildAndImport(t *testing.T, file, name, entrypoint string, adds ...string) {
+	t.Helper()
+	tarball := n.p("images", file)
+	if err := n.BuildImage(context.Background(), tarball, name, entrypoint, "", nil, adds...); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.ImportImage(context.Background(), tarball); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Testdata reads e2e/node/testdata/<name> with each @@KEY@@ replaced
+// (pairs of old, new); a placeholder left unfilled fails the test.
+func (n *Node) Testdata(t *testing.T, name string, oldnew ...string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(n.Repo, "e2e", "node", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := strings.NewReplacer(oldnew...).Replace(string(raw))
+	if m := regexp.MustCompile(`@@[A-Z_]+@@`).FindString(out); m != "" {
+		t.Fatalf("%s: %s not filled", name, m)
+	}
+	return []byte(out)
 }
 
 // ImportImage imports an image archive into the node's containerd (k8s.io namespace).

@@ -134,13 +134,7 @@ func (n *Node) buildMultusImage(t *testing.T) {
 	for _, b := range []string{"multus-daemon", "multus-shim", "install_multus", "passthru"} {
 		adds = append(adds, filepath.Join(n.multusDir(), b)+":/usr/src/multus-cni/bin/"+b)
 	}
-	tarball := n.p("images", "multus.tar")
-	if err := n.BuildImage(context.Background(), tarball, multusImage, "/usr/src/multus-cni/bin/multus-daemon", "", nil, adds...); err != nil {
-		t.Fatal(err)
-	}
-	if err := n.ImportImage(context.Background(), tarball); err != nil {
-		t.Fatal(err)
-	}
+	n.BuildAndImport(t, "multus.tar", multusImage, "/usr/src/multus-cni/bin/multus-daemon", adds...)
 }
 
 // waitDaemonSetRolled waits until every pod of the DaemonSet runs image.

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -226,27 +225,13 @@ func (n *Node) deployFlannel(t *testing.T) {
 			t.Fatalf("%s missing: run `make e2e-node` (hack/flannel-build.sh, make plugins)", f)
 		}
 	}
-	tarball := n.p("images", "flannel.tar")
-	if err := n.BuildImage(ctx, tarball, flannelImage, "/opt/bin/flanneld", "", nil,
-		filepath.Join(dir, "flanneld")+":/opt/bin/flanneld", filepath.Join(dir, "install-conf")+":/opt/bin/install-conf", plugin+":/flannel"); err != nil {
-		t.Fatal(err)
-	}
-	if err := n.ImportImage(ctx, tarball); err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(filepath.Join(n.Repo, "e2e", "node", "testdata", "kube-flannel.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	manifest := strings.NewReplacer(
+	n.BuildAndImport(t, "flannel.tar", flannelImage, "/opt/bin/flanneld",
+		filepath.Join(dir, "flanneld")+":/opt/bin/flanneld", filepath.Join(dir, "install-conf")+":/opt/bin/install-conf", plugin+":/flannel")
+	manifest := n.Testdata(t, "kube-flannel.yaml",
 		"@@IMAGE@@", flannelImage, "@@IFACE@@", flannelLink, "@@API_PORT@@", n.APIPort,
 		"@@RUN_FLANNEL@@", n.runFlannel(), "@@FLANNEL_DATA@@", n.flannelDataDir(), "@@IPAM_DIR@@", n.ipamDir(),
-		"@@CNI_BIN@@", n.binDir(), "@@CNI_CONF@@", n.confDir(),
-	).Replace(string(raw))
-	if regexp.MustCompile(`@@[A-Z_]+@@`).MatchString(manifest) {
-		t.Fatalf("kube-flannel.yaml: unfilled placeholder")
-	}
-	if _, err := n.Kubectl(ctx, []byte(manifest), "apply", "-f", "-"); err != nil {
+		"@@CNI_BIN@@", n.binDir(), "@@CNI_CONF@@", n.confDir())
+	if _, err := n.Kubectl(ctx, manifest, "apply", "-f", "-"); err != nil {
 		t.Fatal(err)
 	}
 }
