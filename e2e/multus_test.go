@@ -107,6 +107,11 @@ func TestDelOfSandboxAttachedByMultus(t *testing.T) {
 		t.Errorf("the Multus sandbox lost net1 to GC: %v", keys(l))
 	}
 
+	// CHECK sees it too: its delegates, from Multus's plan.
+	if r := e.chk(p); r.err != nil {
+		t.Errorf("CHECK of the sandbox Multus attached: %s", r)
+	}
+
 	e.mustDel(p)
 	if l := e.links(p); len(l) != 1 {
 		t.Errorf("pod links after Plexus's DEL: %v, want lo only", keys(l))

@@ -228,10 +228,16 @@ func (m *Multiplexer) check(ctx context.Context, req *api.Request) error {
 	m.gc.RLock()
 	defer m.gc.RUnlock()
 	rec, err := m.store.Load(req.ContainerID)
+	t := delegate.Target{ContainerID: req.ContainerID, Netns: req.Netns, CNIPath: req.Path}
+	if errors.Is(err, store.ErrNotFound) {
+		if plan := m.multusPlan(ctx, req); plan != nil {
+			// Attached by Multus before the switch: its delegates checked.
+			return m.multusInv.Check(ctx, t, plan.Specs)
+		}
+	}
 	if err != nil {
 		return types.NewError(types.ErrUnknownContainer, fmt.Sprintf("container %s: no attachment record", req.ContainerID), err.Error())
 	}
-	t := delegate.Target{ContainerID: req.ContainerID, Netns: req.Netns, CNIPath: req.Path}
 	var routesErr error
 	if m.routes != nil {
 		routesErr = m.routes.Check(ctx, t, rec.Attachments)
