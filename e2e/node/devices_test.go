@@ -286,6 +286,15 @@ func testDevices(t *testing.T, n *Node) {
 func (n *Node) measureDevicePods(t *testing.T, ns string) {
 	t.Helper()
 	n.attachNADs(t, ns)
+	ports := len(BridgePorts())
+	defer func() {
+		// The last pods' DELs done before the next step counts links.
+		if err := testutil.WaitFor(context.Background(), 30*time.Second, func() (bool, string) {
+			return len(BridgePorts()) <= ports, fmt.Sprintf("%d bridge ports, %d before", len(BridgePorts()), ports)
+		}); err != nil {
+			t.Error(err)
+		}
+	}()
 	const rounds = 8
 	for i := 0; i < rounds; i++ {
 		for _, c := range []struct{ prefix, networks, res string }{{"dev-", "vf-net,vf-net", vfResource}, {"mv-", "mv-a,mv-b", ""}} {
