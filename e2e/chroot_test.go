@@ -132,16 +132,7 @@ func TestChrootDirMissingRefused(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	b, err := exec.Command(daemonBin, "--config", cfg).CombinedOutput()
-	out := string(b)
-	if err == nil {
-		t.Fatalf("plexusd started with a missing chrootDir: %s", out)
-	}
-	for _, want := range []string{"chrootDir", missing, "no such file or directory"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("start-up error does not contain %q: %s", want, out)
-		}
-	}
+	refusesToStart(t, exec.Command(daemonBin, "--config", cfg), "chrootDir", missing, "no such file or directory")
 }
 
 func copyExecutable(src, dst string) error {

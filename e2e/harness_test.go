@@ -229,6 +229,23 @@ func (e *env) startDaemon() {
 	e.t.Fatalf("plexusd not ready after 20s: %s", stderr.String())
 }
 
+// refusesToStart runs cmd (plexusd with a bad config) and checks that it
+// exits non-zero with every want in its output, which it returns.
+func refusesToStart(t *testing.T, cmd *exec.Cmd, want ...string) string {
+	t.Helper()
+	b, err := cmd.CombinedOutput()
+	out := string(b)
+	if err == nil {
+		t.Fatalf("plexusd started: %s", out)
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("start-up error does not contain %q: %s", w, out)
+		}
+	}
+	return out
+}
+
 func (e *env) stopDaemon() {
 	if e.daemon == nil {
 		return

@@ -249,13 +249,5 @@ func TestDaemonRejectsBadConfig(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(`{"clusterNetwork":"x","chrootDir":"hostroot","maxConcurrency":0,"bogus":1,"confDir":"relative"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(daemonBin, "--config", cfg).CombinedOutput()
-	if err == nil {
-		t.Fatalf("plexusd accepted a bad config: %s", out)
-	}
-	for _, want := range []string{"chrootDir", "maxConcurrency", "bogus", "confDir"} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("start-up error does not list %s: %s", want, out)
-		}
-	}
+	refusesToStart(t, exec.Command(daemonBin, "--config", cfg), "chrootDir", "maxConcurrency", "bogus", "confDir")
 }

@@ -89,7 +89,7 @@ func TestPrimarySamplesLayeredAndDelegated(t *testing.T) {
 			}()
 			testutil.Eventually(t, 10*time.Second, "ready on "+primarySamples[file], func() bool { code, _ := e.get("/readyz"); return code == 200 })
 			gen := waitGenerated(t, ours, s.version, s.caps)
-			for _, f := range mustReadDir(t, stdin) {
+			for _, f := range files(stdin) {
 				os.Remove(filepath.Join(stdin, f))
 			}
 			e.writeManifest("pod.yaml", podManifest("default", fmt.Sprintf("p%d", i), ""))
@@ -273,62 +273,4 @@ func checkDelegated(t *testing.T, path, cmd string, s sample, want map[string]an
 		wj, _ := json.Marshal(w)
 		t.Errorf("%s %v: delegated config differs from the published one\n got %s\nwant %s", cmd, want["type"], gj, wj)
 	}
-}
-
-func mustReadDir(t *testing.T, dir string) []string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range ents {
-		out = append(out, e.Name())
-	}
-	return out
-}
-
-// Without a usable primary (none yet, one that does not parse, the old one
-// removed in a switch before the new one is there) plexusd is not ready:
-// an ADD gets "try again later" naming why, and the pod gets nothing, not
-// even the networks that could have been attached.
-func TestPrimaryMissingOrUnparsable(t *testing.T) {
-	confDir := filepath.Join(t.TempDir(), "net.d")
-	if err := os.MkdirAll(confDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	e := newEnv(t, withConfig("cniConfigDir", confDir), withConfig("clusterNetwork", nil), withoutReadyWait())
-	e.writeManifest("nad.yaml", nadManifest("default", "mv1", macvlanConf("mv1", "1.0.0", "192.168.10.0/24", e.ipamDir)))
-	e.writeManifest("pod.yaml", podManifest("default", "a", "mv1"))
-	primary := filepath.Join(confDir, "10-primary.conflist")
-	refused := func(why, want string) {
-		t.Helper()
-		testutil.Eventually(t, 10*time.Second, why+": /readyz 503", func() bool {
-			code, body := e.get("/readyz")
-			return code == 503 && strings.Contains(body, want)
-		})
-		p := e.newPod("default", "a")
-		r := e.exec("ADD", p, "eth0", e.shimConf("1.0.0", map[string]interface{}{"connectRetry": "1s"}))
-		if r.err == nil || r.err.Code != 11 || !strings.Contains(r.err.Msg, "not ready") {
-			t.Errorf("%s: ADD %s; want code 11, not ready", why, r)
-		}
-		if l := e.links(p); len(l) > 1 {
-			t.Errorf("%s: pod got %v", why, keys(l))
-		}
-		e.mustDel(p)
-		e.assertClean()
-	}
-	refused("no primary yet", "primary")
-	if err := os.WriteFile(primary, []byte(`{"cniVersion": "1.0.0", "name": "x", "plugins": [`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	refused("unparsable primary", "10-primary.conflist")
-	if err := os.WriteFile(primary, []byte(clusterNADConfig(e.ipamDir)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	testutil.Eventually(t, 10*time.Second, "ready", func() bool { code, _ := e.get("/readyz"); return code == 200 })
-	if err := os.Remove(primary); err != nil {
-		t.Fatal(err)
-	}
-	refused("the old primary removed, the new one not there yet", "primary")
 }

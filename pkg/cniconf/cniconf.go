@@ -238,6 +238,8 @@ func (m *Manager) replaceMultus() {
 	}
 }
 
+// isConfFile: a name the runtime loads as a CNI config (a dot file is a
+// temp file being written).
 func isConfFile(name string) bool {
 	switch filepath.Ext(name) {
 	case ".conf", ".conflist", ".json":
@@ -288,12 +290,7 @@ func (m *Manager) findPrimary() (string, []byte, error) {
 	var names []string
 	for _, e := range entries {
 		n := e.Name()
-		switch filepath.Ext(n) {
-		case ".conf", ".conflist", ".json":
-		default:
-			continue
-		}
-		if e.IsDir() || strings.HasPrefix(n, ".") || strings.HasPrefix(n, "00-plexus") || n == m.opts.fileName() {
+		if e.IsDir() || !isConfFile(n) || strings.HasPrefix(n, "00-plexus") || n == m.opts.fileName() {
 			continue
 		}
 		names = append(names, n)

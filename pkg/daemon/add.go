@@ -187,7 +187,7 @@ func (m *Multiplexer) reclaimStep(ctx context.Context, op *addOp) error {
 		return types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("container %s is already attached; DEL it first", op.req.ContainerID), "")
 	}
 	op.log.Warn("tearing down an unfinished earlier ADD", "err", err)
-	if err := m.detach(ctx, op.req.ContainerID, op.req.Netns, op.req.Path); err != nil {
+	if _, err := m.detach(ctx, op.req.ContainerID, op.req.Netns, op.req.Path); err != nil {
 		return fmt.Errorf("clean up unfinished earlier ADD: %w", err)
 	}
 	return nil

@@ -36,7 +36,7 @@ func (m *Multiplexer) collect(ctx context.Context, log *slog.Logger, req *api.Re
 	for _, id := range ids {
 		if !valid[id] {
 			log.Info("GC: removing stale attachment", "stale", id)
-			if err := m.detach(ctx, id, "", req.Path); err != nil {
+			if _, err := m.detach(ctx, id, "", req.Path); err != nil {
 				errs = append(errs, fmt.Errorf("GC %s: %w", id, err))
 			}
 			continue

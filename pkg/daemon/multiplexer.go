@@ -122,23 +122,24 @@ func (m *Multiplexer) options() netselect.Options {
 }
 
 // del tears down from the record; nothing else is consulted, but for a
-// sandbox that Multus attached before the switch (no record of Plexus's,
-// a plan of Multus's).
+// sandbox Plexus has no record of: Multus's plan, when Multus attached it
+// before the switch.
 func (m *Multiplexer) del(ctx context.Context, req *api.Request) error {
 	m.gc.RLock()
 	defer m.gc.RUnlock()
+	rec, err := m.detach(ctx, req.ContainerID, req.Netns, req.Path)
+	if err != nil || rec != nil {
+		return err
+	}
 	if plan := m.multusPlan(ctx, req); plan != nil {
 		return detach.DetachMultus(ctx, m.multusInv, plan, req.ContainerID, req.Netns, req.Path)
 	}
-	return m.detach(ctx, req.ContainerID, req.Netns, req.Path)
+	return nil
 }
 
 // multusPlan is Multus's plan for a sandbox Plexus has no record of.
 func (m *Multiplexer) multusPlan(ctx context.Context, req *api.Request) *detach.MultusPlan {
 	if m.multusInv == nil {
-		return nil
-	}
-	if _, err := m.store.Load(req.ContainerID); !errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
 	args, _ := parseCNIArgs(req.Args)
@@ -155,41 +156,42 @@ func (m *Multiplexer) multusPlan(ctx context.Context, req *api.Request) *detach.
 	return plan
 }
 
-// detach tears a sandbox down from its record and forgets its status.
-func (m *Multiplexer) detach(ctx context.Context, containerID, netns, cniPath string) error {
+// detach tears a sandbox down from its record and forgets its status. The
+// record is nil when Plexus knew nothing of the sandbox.
+func (m *Multiplexer) detach(ctx context.Context, containerID, netns, cniPath string) (*store.Record, error) {
 	rec, err := detach.Detach(ctx, m.inv, m.store, containerID, netns, cniPath)
 	if rec != nil && rec.Recovered && rec.Pod.Name != "" {
 		m.events.Event(rec.Pod, true, "AttachmentRecordCorrupt", fmt.Sprintf("the attachment record of sandbox %s was unreadable; its networks were deleted from libcni's result cache", containerID))
 	}
 	if err != nil {
-		return err
+		return rec, err
 	}
 	if err := m.releaseDevices(ctx, delegate.Target{ContainerID: containerID, Netns: netns, CNIPath: cniPath}, rec); err != nil {
-		return fmt.Errorf("container %s: %w", containerID, err)
+		return rec, fmt.Errorf("container %s: %w", containerID, err)
 	}
 	if rec != nil && m.cfg.WriteMultusCache && m.multusInv != nil {
 		if err := detach.RemoveMultusPlan(m.multusInv.CacheDir, containerID); err != nil {
-			return fmt.Errorf("container %s: %w", containerID, err)
+			return rec, fmt.Errorf("container %s: %w", containerID, err)
 		}
 	}
 	switch {
 	case rec == nil:
-		return nil
+		return nil, nil
 	case rec.Recovered:
 		// The status written for this sandbox is unknown: it is this
 		// sandbox's unless another sandbox of the pod has a record.
 		if rec.Pod.Name == "" || m.podHasRecord(rec.Pod) {
-			return nil
+			return rec, nil
 		}
 		if err := m.src.ClearStatus(rec.Pod, nil); err != nil {
-			return fmt.Errorf("pod %s: clear network-status: %w", rec.Pod, err)
+			return rec, fmt.Errorf("pod %s: clear network-status: %w", rec.Pod, err)
 		}
 	case len(rec.Status) > 0:
 		if err := m.src.ClearStatus(rec.Pod, rec.Status); err != nil {
-			return fmt.Errorf("pod %s: clear network-status: %w", rec.Pod, err)
+			return rec, fmt.Errorf("pod %s: clear network-status: %w", rec.Pod, err)
 		}
 	}
-	return nil
+	return rec, nil
 }
 
 // releaseDevices removes the sandbox's device-info files: those its record

@@ -100,7 +100,8 @@ func (s *Sweeper) Sweep(ctx context.Context) SweepResult {
 func (s *Sweeper) remove(ctx context.Context, id string) error {
 	s.m.gc.RLock()
 	defer s.m.gc.RUnlock()
-	return s.m.detach(ctx, id, "", "")
+	_, err := s.m.detach(ctx, id, "", "")
+	return err
 }
 
 // runtimeSandboxes is the CRI runtime's list, or nil (no socket set, or no

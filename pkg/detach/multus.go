@@ -163,16 +163,10 @@ type multusPlanEntry struct {
 func WriteMultusPlan(dir, containerID string, specs []delegate.Spec) error {
 	entries := make([]multusPlanEntry, len(specs))
 	for i, s := range specs {
-		var l struct {
-			CNIVersion string            `json:"cniVersion"`
-			Name       string            `json:"name"`
-			Plugins    []json.RawMessage `json:"plugins"`
-		}
-		if err := json.Unmarshal(s.ConfList, &l); err != nil {
+		e := &entries[i]
+		if err := json.Unmarshal(s.ConfList, &e.ConfList); err != nil {
 			return fmt.Errorf("%s (%s): %w", s.Network, s.IfName, err)
 		}
-		e := &entries[i]
-		e.ConfList.CNIVersion, e.ConfList.Name, e.ConfList.Plugins = l.CNIVersion, l.Name, l.Plugins
 		e.Name, e.IfnameRequest, e.DeviceID, e.Bytes = s.Network, s.IfName, s.DeviceID, s.ConfList
 		switch ips := s.CapabilityArgs["ips"].(type) {
 		case []string:
