@@ -71,6 +71,10 @@ type Config struct {
 	// to MultusCacheDir, so that a switch back to Multus tears down the
 	// sandboxes Plexus attached (default on when run as multus-daemon).
 	WriteMultusCache bool
+	// Hotplug makes plexusd apply changes of a running pod's networks
+	// annotation: attachments added and removed without a restart
+	// (docs/hotplug.md). Off by default, as in Multus.
+	Hotplug bool
 	// CNIDir holds attachment records and the libcni result cache.
 	CNIDir string
 	// SocketDir holds the daemon socket; see SocketPath.
@@ -287,6 +291,9 @@ func (c Config) problems() []error {
 	add(checkAbsDir("statusDir", c.StatusDir))
 	add(checkOptionalAbs("readinessindicatorfile", c.ReadinessIndicatorFile))
 	add(checkOptionalAbs("manifestsDir", c.ManifestsDir))
+	if c.Hotplug && c.ManifestsDir != "" {
+		add(keyErrorf("hotplug", "needs the Kubernetes API as the source of pods; manifestsDir (%s) is set", c.ManifestsDir))
+	}
 
 	add(checkRange("maxConcurrency", int64(c.MaxConcurrency), MinMaxConcurrency, MaxMaxConcurrency))
 	add(checkRange("queueSize", int64(c.QueueSize), MinQueueSize, MaxQueueSize))

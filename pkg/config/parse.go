@@ -121,6 +121,7 @@ func (w *wire) resolve(base Config) (Config, []error) {
 	setPath(&c.ChrootDir, w.ChrootDir)
 	setPath(&c.MultusCacheDir, w.MultusCacheDir)
 	setBool(&c.WriteMultusCache, w.WriteMultusCache)
+	setBool(&c.Hotplug, w.Hotplug)
 	if w.PrimaryConfig != nil {
 		c.PrimaryConfig = *w.PrimaryConfig
 	}

@@ -62,6 +62,7 @@ type wire struct {
 	ChrootDir              *string         `json:"chrootDir"`
 	MultusCacheDir         *string         `json:"multusCacheDir"`
 	WriteMultusCache       *bool           `json:"writeMultusCache"`
+	Hotplug                *bool           `json:"hotplug"`
 }
 
 // wireLogOptions is the Multus logOptions object.
@@ -130,6 +131,7 @@ func (w *wire) fields() map[string]any {
 		"chrootDir":              &w.ChrootDir,
 		"multusCacheDir":         &w.MultusCacheDir,
 		"writeMultusCache":       &w.WriteMultusCache,
+		"hotplug":                &w.Hotplug,
 	}
 }
 

@@ -120,6 +120,9 @@ func (m *Multiplexer) add(ctx context.Context, log *slog.Logger, req *api.Reques
 	for _, o := range op.outcomes {
 		m.normal(log, op.ref, op.hasPod, o)
 	}
+	if m.hotplug != nil && op.pod != nil {
+		m.hotplug.added(op.ref, op.req.ContainerID, op.pod.Annotations[netselect.NetworksAnnotation])
+	}
 	return op.result, nil
 }
 
@@ -207,7 +210,7 @@ func (m *Multiplexer) devicesStep(ctx context.Context, op *addOp) error {
 }
 
 func (m *Multiplexer) saveStep(_ context.Context, op *addOp) error {
-	op.rec = &store.Record{ContainerID: op.req.ContainerID, Netns: op.req.Netns, IfName: op.req.IfName, Pod: op.ref, Attachments: op.specs}
+	op.rec = &store.Record{ContainerID: op.req.ContainerID, Netns: op.req.Netns, IfName: op.req.IfName, Pod: op.ref, Attachments: op.specs, CNIPath: op.req.Path}
 	if err := m.store.Save(op.rec); err != nil {
 		return fmt.Errorf("save attachment record: %w", err)
 	}

@@ -43,6 +43,9 @@ type Multiplexer struct {
 	// cniconf, when plexusd generates the CNI config, gates readiness
 	// and supplies the primary config as the default cluster network.
 	cniconf ClusterConfig
+	// hotplug, when on, is asked for a pass over each pod whose ADD
+	// finished (its annotation may have changed during the ADD).
+	hotplug *hotplugger
 	// gc is held shared by ADD/DEL/CHECK and exclusively by GC (CNI spec:
 	// no ADD or DEL may run while GC does).
 	gc sync.RWMutex
@@ -128,6 +131,9 @@ func (m *Multiplexer) del(ctx context.Context, req *api.Request) error {
 	m.gc.RLock()
 	defer m.gc.RUnlock()
 	rec, err := m.detach(ctx, req.ContainerID, req.Netns, req.Path)
+	if rec != nil && err == nil && m.hotplug != nil {
+		m.hotplug.deleted(rec.Pod, req.ContainerID)
+	}
 	if err != nil || rec != nil {
 		return err
 	}

@@ -78,6 +78,16 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 			return err
 		}
 	}
+	if cfg.Hotplug {
+		watcher, ok := src.(networksWatcher)
+		if !ok {
+			return &config.KeyError{Key: "hotplug", Err: errors.New("needs the Kubernetes API as the source of pods")}
+		}
+		mux.hotplug = newHotplugger(mux, srv.Background, watcher, log)
+		watcher.OnNetworksChange(mux.hotplug.Enqueue)
+		mux.hotplug.Run(ctx, max(1, cfg.MaxConcurrency/2))
+		log.Info("hot-plug on: running pods follow their networks annotation")
+	}
 	l, err := server.Listen(cfg.SocketPath(), []uint32{0}, log)
 	if err != nil {
 		return err

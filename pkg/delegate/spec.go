@@ -36,4 +36,19 @@ type Spec struct {
 	// DeviceInfoFile is the device-info spec's CNI file for this
 	// attachment (capability CNIDeviceInfoFile); removed on DEL.
 	DeviceInfoFile string `json:"deviceInfoFile,omitempty"`
+	// Selection is the networks-annotation element this attachment was
+	// made for, in canonical form (netselect.SelectionKey); "" for the
+	// default network and defaultNetworks. Hot-plug matches on it.
+	Selection string `json:"selection,omitempty"`
+	// Hotplug is the record's state of an attachment a hot-plug change is
+	// working on: HotplugAdding before its ADD, HotplugRemoving before its
+	// DEL; "" once done. A crash leaves it set, and the next pass undoes
+	// (adding) or finishes (removing) it.
+	Hotplug string `json:"hotplug,omitempty"`
 }
+
+// Hot-plug states of an attachment in the record.
+const (
+	HotplugAdding   = "adding"
+	HotplugRemoving = "removing"
+)

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -86,6 +87,23 @@ func newManager(opts Options, log *slog.Logger, pods PodResources, now func() ti
 // the package documentation). It returns new specs; on error nothing it
 // staged is left behind.
 func (m *Manager) Stage(ctx context.Context, pod *podref.Pod, t delegate.Target, specs []delegate.Spec) ([]delegate.Spec, error) {
+	return m.stage(ctx, pod, t, specs, nil)
+}
+
+// StageMore is Stage for attachments hot-plugged into a running pod: the
+// devices the pod's current attachments hold are not handed out again, so
+// a new device attachment needs an allocated device that is still unused.
+func (m *Manager) StageMore(ctx context.Context, pod *podref.Pod, t delegate.Target, current, add []delegate.Spec) ([]delegate.Spec, error) {
+	var inUse []string
+	for _, s := range current {
+		if s.DeviceID != "" {
+			inUse = append(inUse, s.DeviceID)
+		}
+	}
+	return m.stage(ctx, pod, t, add, inUse)
+}
+
+func (m *Manager) stage(ctx context.Context, pod *podref.Pod, t delegate.Target, specs []delegate.Spec, inUse []string) ([]delegate.Spec, error) {
 	if !NeedsDevices(specs) {
 		return specs, nil
 	}
@@ -99,8 +117,21 @@ func (m *Manager) Stage(ctx context.Context, pod *podref.Pod, t delegate.Target,
 	if err != nil {
 		return nil, &Error{Pod: podRef, Reason: "kubelet PodResources API (" + m.opts.PodResourcesSocket + ")", Code: types.ErrTryAgainLater, Err: err}
 	}
+	if len(inUse) > 0 {
+		free := make(Devices, len(devs))
+		for r, ids := range devs {
+			free[r] = slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return slices.Contains(inUse, id) })
+		}
+		devs = free
+	}
 	ids, err := Assign(podRef, specs, devs)
 	if err != nil {
+		if len(inUse) > 0 {
+			var de *Error
+			if errors.As(err, &de) {
+				de.Reason = "hot-plug needs a device the pod was allocated and does not use yet (in use: " + strings.Join(inUse, ", ") + "): " + de.Reason
+			}
+		}
 		return nil, err
 	}
 	out := slices.Clone(specs)

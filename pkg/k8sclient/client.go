@@ -58,6 +58,37 @@ type Client struct {
 	// updateStatus: the RBAC grants update but not patch on pods/status
 	// (Multus's ClusterRole), so the status is written with get + update.
 	updateStatus atomic.Bool
+	// onNetworks is told of every change of a pod's networks annotation
+	// (hot-plug); nil: nobody listens.
+	onNetworks atomic.Pointer[func(podref.Ref)]
+}
+
+// OnNetworksChange makes fn be called (from the informer's goroutine: it
+// must not block) with each pod on this node whose networks annotation
+// changed.
+func (c *Client) OnNetworksChange(fn func(podref.Ref)) { c.onNetworks.Store(&fn) }
+
+// Networks is the networks annotation of the pod as the informer has it
+// now (no API request); false when the informer does not have the pod.
+func (c *Client) Networks(ref podref.Ref) (string, bool) {
+	p, err := c.pods.Pods(ref.Namespace).Get(ref.Name)
+	if err != nil || !uidMatches(p, ref.UID) {
+		return "", false
+	}
+	return p.Annotations[nadv1.NetworkAttachmentAnnot], true
+}
+
+func (c *Client) onPodUpdate(oldObj, newObj interface{}) {
+	fn := c.onNetworks.Load()
+	if fn == nil {
+		return
+	}
+	o, ok1 := oldObj.(*corev1.Pod)
+	n, ok2 := newObj.(*corev1.Pod)
+	if !ok1 || !ok2 || o.Annotations[nadv1.NetworkAttachmentAnnot] == n.Annotations[nadv1.NetworkAttachmentAnnot] {
+		return
+	}
+	(*fn)(podref.Ref{Namespace: n.Namespace, Name: n.Name, UID: string(n.UID)})
 }
 
 // RESTConfig returns the in-cluster config or the kubeconfig's.
@@ -113,7 +144,7 @@ func newWithClients(opts Options, log *slog.Logger, kube kubernetes.Interface, n
 		}),
 		informers.WithTransform(trimPod))
 	podInf := podFactory.Core().V1().Pods()
-	if _, err := podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: c.onPodDelete}); err != nil {
+	if _, err := podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{UpdateFunc: c.onPodUpdate, DeleteFunc: c.onPodDelete}); err != nil {
 		return nil, err
 	}
 	c.pods = podInf.Lister()

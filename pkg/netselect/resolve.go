@@ -155,6 +155,7 @@ func Resolve(opts Options, req Request, nads NADGetter, confs ConfLoader) ([]del
 			return nil, err
 		}
 		s.IfName = ifNames[j]
+		s.Selection = SelectionKey(el)
 		specs = append(specs, s)
 	}
 	return specs, nil

@@ -287,6 +287,10 @@ func TestResolveRequests(t *testing.T) {
 			got := specs[1]
 			conf := string(got.ConfList)
 			got.ConfList = nil
+			if got.Selection == "" {
+				t.Error("no selection key")
+			}
+			got.Selection = ""
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("got  %#v\nwant %#v", got, tc.want)
 			}

@@ -12,16 +12,50 @@ import (
 var ErrBusy = errors.New("daemon busy")
 
 // limiter bounds the number of operations running at once and the number
-// waiting for a slot.
+// waiting for a slot. Background work (hot-plug) takes a slot only when no
+// CNI request waits for one, and never more than half of them, so it never
+// delays a pod's start-up by more than the one operation it runs.
 type limiter struct {
 	slots    chan struct{}
 	waiting  atomic.Int64
 	maxQueue int64
 	maxWait  time.Duration
+	low      chan struct{}
 }
 
 func newLimiter(workers, queue int, maxWait time.Duration) *limiter {
-	return &limiter{slots: make(chan struct{}, workers), maxQueue: int64(queue), maxWait: maxWait}
+	return &limiter{slots: make(chan struct{}, workers), maxQueue: int64(queue), maxWait: maxWait,
+		low: make(chan struct{}, max(1, workers/2))}
+}
+
+// lowPoll is how often background work waiting for a slot looks again.
+const lowPoll = 5 * time.Millisecond
+
+// acquireLow waits for a slot that no CNI request is waiting for, until ctx
+// ends.
+func (l *limiter) acquireLow(ctx context.Context) (func(), error) {
+	select {
+	case l.low <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	t := time.NewTicker(lowPoll)
+	defer t.Stop()
+	for {
+		if l.waiting.Load() == 0 {
+			select {
+			case l.slots <- struct{}{}:
+				return func() { <-l.slots; <-l.low }, nil
+			default:
+			}
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			<-l.low
+			return nil, ctx.Err()
+		}
+	}
 }
 
 func (l *limiter) acquire(ctx context.Context) (func(), error) {

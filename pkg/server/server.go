@@ -129,6 +129,26 @@ func (s *Server) run(ctx context.Context, log *slog.Logger, req *api.Request) ([
 	return s.h.Handle(ctx, log, req)
 }
 
+// Background runs fn as work of lower priority than CNI requests:
+// serialized with the CNI requests of the same container ID, inside the
+// same worker pool, and started only when no CNI request waits for a
+// worker (see limiter). It returns ctx's error if fn never got to run.
+func (s *Server) Background(ctx context.Context, containerID string, fn func(context.Context) error) error {
+	unlock, err := s.locks.lock(ctx, containerID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	release, err := s.lim.acquireLow(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	ctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+	defer cancel()
+	return fn(ctx)
+}
+
 func busyError(err error) error {
 	return types.NewError(types.ErrTryAgainLater, "plexusd is busy, try again later", err.Error())
 }

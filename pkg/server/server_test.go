@@ -305,3 +305,51 @@ func TestWireProtocolVersions(t *testing.T) {
 		t.Errorf("handler ran %d times, want 2 (the newer shim's request must not reach it)", n)
 	}
 }
+
+// Background work waits while a CNI request waits for a worker, and takes
+// at most half the workers.
+func TestBackgroundYieldsToCNIRequests(t *testing.T) {
+	l := newLimiter(2, 10, time.Minute)
+	ctx := context.Background()
+	r1, err := l.acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bg, err := l.acquireLow(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both workers busy; a CNI request queues, then background work.
+	got := make(chan string, 2)
+	go func() {
+		rel, _ := l.acquire(ctx)
+		got <- "cni"
+		rel()
+	}()
+	for l.waiting.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	go func() {
+		rel, _ := l.acquireLow(ctx)
+		got <- "background"
+		rel()
+	}()
+	time.Sleep(20 * time.Millisecond)
+	bg() // frees a slot: the CNI request takes it, not the background work
+	if first := <-got; first != "cni" {
+		t.Fatalf("%s ran first", first)
+	}
+	r1()
+	if second := <-got; second != "background" {
+		t.Fatal(second)
+	}
+	// Half the workers at most: with one background slot held, another
+	// background acquire waits even though a worker is free.
+	held, _ := l.acquireLow(ctx)
+	short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+	defer cancel()
+	if _, err := l.acquireLow(short); err == nil {
+		t.Fatal("a second background operation ran with 2 workers")
+	}
+	held()
+}

@@ -39,6 +39,11 @@ type Record struct {
 	// Status is the network-status written for this sandbox (manifest mode
 	// removes it on DEL only if it is still this sandbox's).
 	Status json.RawMessage `json:"status,omitempty"`
+	// CNIPath is the runtime's CNI_PATH at ADD, for delegates run later
+	// (hot-plug).
+	CNIPath string `json:"cniPath,omitempty"`
+	// StatusStale: attachments changed (hot-plug) since Status was written.
+	StatusStale bool `json:"statusStale,omitempty"`
 	// Recovered marks a record rebuilt from libcni's cache because the
 	// stored one was unreadable (never written).
 	Recovered bool `json:"-"`
