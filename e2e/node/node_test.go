@@ -94,6 +94,7 @@ func TestNode(t *testing.T) {
 		{"PrimaryOnly", testPrimaryOnly},
 		{"DeployPlexus", testDeployPlexus},
 		{"Attachments", testAttachments},
+		{"Hotplug", testHotplug},
 		{"DefaultRoute", testDefaultRoute},
 		{"StaticPodWithNetworks", testStaticPodWithNetworks},
 		{"NoCredentialsOnHost", testNoCredentialsOnHost},

@@ -165,6 +165,9 @@ func (n *Node) testConfig(t *testing.T) string {
 	// Every scenario runs with the orphan sweep active and the runtime
 	// asked: it must never touch a live pod.
 	cfg["orphanSweepInterval"] = "2s"
+	// And with hot-plug on: it must never change a pod whose networks
+	// annotation did not change (step Hotplug changes one).
+	cfg["hotplug"] = true
 	out, _ := json.MarshalIndent(cfg, "", "  ")
 	return string(out)
 }
