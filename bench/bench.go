@@ -63,6 +63,7 @@ type bench struct {
 	manifest *daemonProc
 	api      *daemonProc
 	scaleD   *daemonProc
+	hotplugD *daemonProc
 	liveMu   sync.Mutex
 	live     map[*sandbox]bool // sandboxes of the running phase
 	cluster  *kubeharness.Cluster
@@ -279,7 +280,7 @@ func (b *bench) close() {
 	}
 	b.liveMu.Unlock()
 	b.release(all)
-	for _, d := range []*daemonProc{b.manifest, b.api, b.scaleD} {
+	for _, d := range []*daemonProc{b.manifest, b.api, b.scaleD, b.hotplugD} {
 		if d != nil && d.cmd != nil && d.cmd.Process != nil {
 			_ = d.cmd.Process.Signal(os.Interrupt)
 			_ = d.cmd.Wait()

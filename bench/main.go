@@ -30,6 +30,7 @@ type options struct {
 	concs     []int
 	nets      []int
 	scale     bool
+	hotplug   bool
 	api       bool
 	root      string
 	resultDir string
@@ -43,6 +44,7 @@ func main() {
 	flag.StringVar(&concs, "concurrency", "1,8", "concurrency levels")
 	flag.StringVar(&nets, "networks", "2,4", "networks per pod (eth0 included)")
 	flag.BoolVar(&o.scale, "scale", os.Getenv("BENCH_SCALE") != "0", "run the NAD/pod scale phase")
+	flag.BoolVar(&o.hotplug, "hotplug", os.Getenv("BENCH_HOTPLUG") != "0", "run the hot-plug phase (needs -api)")
 	flag.BoolVar(&o.api, "api", os.Getenv("BENCH_API") != "0", "include Plexus with a real API server")
 	flag.StringVar(&o.root, "root", ".", "repository root")
 	flag.Parse()

@@ -20,7 +20,8 @@ type report struct {
 	ShimWallMS float64
 	ShimCPUMS  float64
 	ShimSizeMB float64
-	Scale      []scaleStep `json:",omitempty"`
+	Scale      []scaleStep    `json:",omitempty"`
+	Hotplug    *hotplugResult `json:",omitempty"`
 }
 
 // summaryRow: medians over the repeats of one (mode, concurrency, networks).
@@ -70,6 +71,13 @@ func (b *bench) runAll() (*report, error) {
 			return nil, err
 		}
 		r.Scale = steps
+	}
+	if b.o.hotplug && b.o.api {
+		hp, err := b.hotplugPhase(context.Background(), 50, 20, b.o.repeats)
+		if err != nil {
+			return nil, err
+		}
+		r.Hotplug = hp
 	}
 	return r, nil
 }
@@ -165,6 +173,12 @@ func (r *report) markdown() string {
 		for _, s := range r.Scale {
 			fmt.Fprintf(&b, "| %d | %d | %.1f | %.1f | %.1f | %d |\n", s.NADs, s.NodePods, s.AddP50, s.DelP50, s.DaemonRSSMB, s.Errors)
 		}
+	}
+	if h := r.Hotplug; h != nil {
+		fmt.Fprintf(&b, "\n### Pod start-up while %d running pods are hot-plugged (plexus-api, hotplug on, concurrency 1, 2 networks, %d probe pods, medians of %d)\n\n", h.BackgroundPods, h.ProbePods, h.Repeats)
+		b.WriteString("| | ADD p50 ms | DEL p50 ms |\n|---|---|---|\n")
+		fmt.Fprintf(&b, "| quiet | %.1f | %.1f |\n| %d pods hot-plugging | %.1f | %.1f |\n| ratio | %.2f | %.2f |\n", h.QuietAddP50, h.QuietDelP50, h.BackgroundPods, h.BusyAddP50, h.BusyDelP50, h.BusyAddRatio, h.BusyDelRatio)
+		fmt.Fprintf(&b, "\nHot-plug change, annotation PATCH → network-status reporting it (%d changes): p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d pods changed at once, one change applied at a time); one pod changed alone (%d changes): p50 %.1f ms, p99 %.1f ms; errors %d.\n", h.Changes, h.ChangeP50, h.ChangeP99, h.ChangeMax, h.BackgroundPods, h.Single, h.SingleP50, h.SingleP99, h.Errors)
 	}
 	return b.String()
 }

@@ -75,6 +75,9 @@ type Config struct {
 	// annotation: attachments added and removed without a restart
 	// (docs/hotplug.md). Off by default, as in Multus.
 	Hotplug bool
+	// HotplugConcurrency bounds the hot-plug changes applied at once (each
+	// holds one of the maxConcurrency worker slots).
+	HotplugConcurrency int
 	// CNIDir holds attachment records and the libcni result cache.
 	CNIDir string
 	// SocketDir holds the daemon socket; see SocketPath.
@@ -192,6 +195,7 @@ func Default() Config {
 		SocketDir:           "/run/plexus",
 		StatusDir:           "/run/plexus/status",
 		MaxConcurrency:      8,
+		HotplugConcurrency:  1,
 		QueueSize:           256,
 		QueueTimeout:        30 * time.Second,
 		RequestTimeout:      110 * time.Second,
@@ -296,6 +300,7 @@ func (c Config) problems() []error {
 	}
 
 	add(checkRange("maxConcurrency", int64(c.MaxConcurrency), MinMaxConcurrency, MaxMaxConcurrency))
+	add(checkRange("hotplugConcurrency", int64(c.HotplugConcurrency), 1, int64(max(1, c.MaxConcurrency))))
 	add(checkRange("queueSize", int64(c.QueueSize), MinQueueSize, MaxQueueSize))
 	add(checkRange("maxRequestBytes", c.MaxRequestBytes, MinMaxRequestBytes, MaxMaxRequestBytes))
 	add(checkRange("maxAttachments", int64(c.MaxAttachments), MinMaxAttachments, MaxMaxAttachments))

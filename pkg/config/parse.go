@@ -122,6 +122,7 @@ func (w *wire) resolve(base Config) (Config, []error) {
 	setPath(&c.MultusCacheDir, w.MultusCacheDir)
 	setBool(&c.WriteMultusCache, w.WriteMultusCache)
 	setBool(&c.Hotplug, w.Hotplug)
+	setInt(&c.HotplugConcurrency, w.HotplugConcurrency)
 	if w.PrimaryConfig != nil {
 		c.PrimaryConfig = *w.PrimaryConfig
 	}

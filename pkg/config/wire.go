@@ -63,6 +63,7 @@ type wire struct {
 	MultusCacheDir         *string         `json:"multusCacheDir"`
 	WriteMultusCache       *bool           `json:"writeMultusCache"`
 	Hotplug                *bool           `json:"hotplug"`
+	HotplugConcurrency     *int            `json:"hotplugConcurrency"`
 }
 
 // wireLogOptions is the Multus logOptions object.
@@ -132,6 +133,7 @@ func (w *wire) fields() map[string]any {
 		"multusCacheDir":         &w.MultusCacheDir,
 		"writeMultusCache":       &w.WriteMultusCache,
 		"hotplug":                &w.Hotplug,
+		"hotplugConcurrency":     &w.HotplugConcurrency,
 	}
 }
 

@@ -186,6 +186,7 @@ func (h *hotplugger) sync(ctx context.Context, ref podref.Ref) error {
 	if err != nil || id == "" {
 		return err
 	}
+	ctx = delegate.WithBackground(delegate.WithLogger(ctx, h.log))
 	return h.run(ctx, id, func(ctx context.Context) error {
 		h.m.gc.RLock()
 		defer h.m.gc.RUnlock()

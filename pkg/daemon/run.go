@@ -60,11 +60,12 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 		mux.multusInv = delegate.NewInvoker(cfg.BinDirs, hostroot.Path(cfg.ChrootDir, cfg.MultusCacheDir), exec)
 	}
 	srv := server.New(mux, log, server.Options{
-		Workers:        cfg.MaxConcurrency,
-		QueueSize:      cfg.QueueSize,
-		QueueTimeout:   cfg.QueueTimeout,
-		RequestTimeout: cfg.RequestTimeout,
-		MaxBodyBytes:   cfg.MaxRequestBytes,
+		Workers:           cfg.MaxConcurrency,
+		BackgroundWorkers: cfg.HotplugConcurrency,
+		QueueSize:         cfg.QueueSize,
+		QueueTimeout:      cfg.QueueTimeout,
+		RequestTimeout:    cfg.RequestTimeout,
+		MaxBodyBytes:      cfg.MaxRequestBytes,
 	})
 	if cfg.OrphanSweepInterval > 0 {
 		var cri SandboxLister
@@ -85,7 +86,7 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 		}
 		mux.hotplug = newHotplugger(mux, srv.Background, watcher, log)
 		watcher.OnNetworksChange(mux.hotplug.Enqueue)
-		mux.hotplug.Run(ctx, max(1, cfg.MaxConcurrency/2))
+		mux.hotplug.Run(ctx, cfg.HotplugConcurrency)
 		log.Info("hot-plug on: running pods follow their networks annotation")
 	}
 	l, err := server.Listen(cfg.SocketPath(), []uint32{0}, log)

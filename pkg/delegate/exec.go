@@ -9,6 +9,7 @@ import (
 	"io"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
+	"golang.org/x/sys/unix"
 )
 
 // pipeGrace is how long, after a plugin exits, its output pipes may stay
@@ -101,13 +103,63 @@ func (e *BoundedExec) run(ctx context.Context, pluginPath string, stdin []byte, 
 	}
 	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
 	c.WaitDelay = pipeGrace
-	err := c.Run()
+	var err error
+	if IsBackground(ctx) {
+		err = startNiced(c)
+	} else {
+		err = c.Start()
+	}
+	if err == nil {
+		err = c.Wait()
+	}
 	if errors.Is(err, exec.ErrWaitDelay) {
 		// The plugin exited 0; something it left behind still holds its
 		// output. What it wrote before exiting is its answer.
 		err = nil
 	}
 	return stdout.Bytes(), stderr.Bytes(), err
+}
+
+type backgroundKey struct{}
+
+// WithBackground marks ctx as background work (hot-plug): the plugins it
+// runs get the lowest CPU priority (nice 19), so on a busy node pod
+// start-up's plugins come first.
+func WithBackground(ctx context.Context) context.Context {
+	return context.WithValue(ctx, backgroundKey{}, true)
+}
+
+// IsBackground reports whether ctx is marked by WithBackground.
+func IsBackground(ctx context.Context) bool {
+	b, _ := ctx.Value(backgroundKey{}).(bool)
+	return b
+}
+
+// backgroundNice is the nice value of background plugins.
+const backgroundNice = 19
+
+// startNiced starts c with nice 19 from the first instruction on: the
+// fork happens on this OS thread, which is niced for the moment of the
+// fork (a child inherits its parent thread's nice value) and then set back.
+func startNiced(c *exec.Cmd) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	tid := unix.Gettid()
+	raw, err := unix.Getpriority(unix.PRIO_PROCESS, tid)
+	if err != nil {
+		return c.Start()
+	}
+	old := 20 - raw // the raw syscall returns 20 - nice
+	if err := unix.Setpriority(unix.PRIO_PROCESS, tid, backgroundNice); err != nil {
+		return c.Start()
+	}
+	err = c.Start()
+	if rerr := unix.Setpriority(unix.PRIO_PROCESS, tid, old); rerr != nil {
+		// This thread stays niced: keep it locked, so it ends with this
+		// goroutine instead of serving others.
+		runtime.LockOSThread()
+	}
+	return err
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -13,8 +13,7 @@ var ErrBusy = errors.New("daemon busy")
 
 // limiter bounds the number of operations running at once and the number
 // waiting for a slot. Background work (hot-plug) takes a slot only when no
-// CNI request waits for one, and never more than half of them, so it never
-// delays a pod's start-up by more than the one operation it runs.
+// CNI request waits for one, and holds at most `background` of them.
 type limiter struct {
 	slots    chan struct{}
 	waiting  atomic.Int64
@@ -23,9 +22,9 @@ type limiter struct {
 	low      chan struct{}
 }
 
-func newLimiter(workers, queue int, maxWait time.Duration) *limiter {
+func newLimiter(workers, queue, background int, maxWait time.Duration) *limiter {
 	return &limiter{slots: make(chan struct{}, workers), maxQueue: int64(queue), maxWait: maxWait,
-		low: make(chan struct{}, max(1, workers/2))}
+		low: make(chan struct{}, max(1, background))}
 }
 
 // lowPoll is how often background work waiting for a slot looks again.

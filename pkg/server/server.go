@@ -28,11 +28,14 @@ type Handler interface {
 
 // Options are the server's limits.
 type Options struct {
-	Workers        int
-	QueueSize      int
-	QueueTimeout   time.Duration
-	RequestTimeout time.Duration
-	MaxBodyBytes   int64
+	Workers int
+	// BackgroundWorkers bounds the worker slots background work may hold
+	// at once (at least 1).
+	BackgroundWorkers int
+	QueueSize         int
+	QueueTimeout      time.Duration
+	RequestTimeout    time.Duration
+	MaxBodyBytes      int64
 }
 
 // Server is the daemon's HTTP-over-unix-socket front end.
@@ -47,7 +50,7 @@ type Server struct {
 
 // New returns a server for h.
 func New(h Handler, log *slog.Logger, opts Options) *Server {
-	s := &Server{h: h, log: log, opts: opts, lim: newLimiter(opts.Workers, opts.QueueSize, opts.QueueTimeout), locks: newKeyedMutex()}
+	s := &Server{h: h, log: log, opts: opts, lim: newLimiter(opts.Workers, opts.QueueSize, opts.BackgroundWorkers, opts.QueueTimeout), locks: newKeyedMutex()}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+api.PathCNI, s.serveCNI)
 	mux.HandleFunc("GET "+api.PathHealthz, func(w http.ResponseWriter, _ *http.Request) { writeText(w, http.StatusOK, "ok") })

@@ -306,10 +306,10 @@ func TestWireProtocolVersions(t *testing.T) {
 	}
 }
 
-// Background work waits while a CNI request waits for a worker, and takes
-// at most half the workers.
+// Background work waits while a CNI request waits for a worker, and holds
+// at most its share of the workers.
 func TestBackgroundYieldsToCNIRequests(t *testing.T) {
-	l := newLimiter(2, 10, time.Minute)
+	l := newLimiter(2, 10, 1, time.Minute)
 	ctx := context.Background()
 	r1, err := l.acquire(ctx)
 	if err != nil {
@@ -343,13 +343,16 @@ func TestBackgroundYieldsToCNIRequests(t *testing.T) {
 	if second := <-got; second != "background" {
 		t.Fatal(second)
 	}
-	// Half the workers at most: with one background slot held, another
-	// background acquire waits even though a worker is free.
-	held, _ := l.acquireLow(ctx)
+	// Its share at most: with two background slots held, another
+	// background acquire waits even though workers are free.
+	l = newLimiter(4, 10, 2, time.Minute)
+	h1, _ := l.acquireLow(ctx)
+	h2, _ := l.acquireLow(ctx)
 	short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
 	defer cancel()
 	if _, err := l.acquireLow(short); err == nil {
-		t.Fatal("a second background operation ran with 2 workers")
+		t.Fatal("a third background operation ran with a share of 2")
 	}
-	held()
+	h1()
+	h2()
 }
