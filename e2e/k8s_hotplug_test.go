@@ -104,7 +104,7 @@ func (e *env) waitEventWith(p *pod, reason, says string) string {
 func ping(p *pod, ip string) error {
 	out, err := exec.Command("nsenter", "--net="+p.netns.Path(), "ping", "-c1", "-W2", ip).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("ping %s from %s: %v: %s", ip, p.name, err, out)
+		return fmt.Errorf("ping %s from %s: %w: %s", ip, p.name, err, out)
 	}
 	return nil
 }
