@@ -374,3 +374,28 @@ func TestStageWithoutDeviceInfoDir(t *testing.T) {
 		t.Errorf("capability args %v: want deviceID only", s.CapabilityArgs)
 	}
 }
+
+// Hot-plug: a new device attachment gets an allocated device the pod's
+// attachments do not use; with none left it is refused, saying which are
+// in use, and nothing is staged.
+func TestStageMoreUsesOnlyFreeDevices(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	current, err := f.m.Stage(context.Background(), podA(), target, plan(1)) // net2 takes vf-a1
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := plan(2)[3:] // net3
+	out, err := f.m.StageMore(context.Background(), podA(), target, current, add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out[0].DeviceID != "vf-a2" {
+		t.Errorf("hot-plugged attachment got %q, want the unused vf-a2", out[0].DeviceID)
+	}
+	_, err = f.m.StageMore(context.Background(), podA(), target, append(current, out...), plan(3)[4:])
+	var de *Error
+	if !errors.As(err, &de) || !strings.Contains(err.Error(), "hot-plug needs a device the pod was allocated and does not use yet (in use: vf-a1, vf-a2)") {
+		t.Fatalf("err = %v", err)
+	}
+}
