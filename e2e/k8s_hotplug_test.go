@@ -244,3 +244,71 @@ func TestK8sHotplug(t *testing.T) {
 	e.mustDel(peer)
 	e.assertClean()
 }
+
+// Hot-plug of a device network (resourceName): the new attachment gets the
+// allocated device no attachment uses; with none left the change is
+// refused with a Warning and nothing changes; a removal gives the device
+// back to the host.
+func TestK8sHotplugDevices(t *testing.T) {
+	kubelet := &testutil.FakeKubelet{}
+	devInfoDir := t.TempDir()
+	sock := kubelet.Serve(t)
+	e := newEnv(t, withKube(t), withConfig("hotplug", true), withConfig("podResourcesSocket", sock), withConfig("deviceInfoDir", devInfoDir))
+	k := e.kube
+	vfs := []string{"vf-h1", "vf-h2"}
+	for _, vf := range vfs {
+		e.hostIP("link", "add", vf, "link", "plexus-demo0", "type", "macvlan", "mode", "bridge")
+	}
+	nad := &nadv1.NetworkAttachmentDefinition{
+		ObjectMeta: metav1.ObjectMeta{Name: "vf-net", Namespace: k.ns, Annotations: map[string]string{"k8s.v1.cni.cncf.io/resourceName": vfResource}},
+		Spec:       nadv1.NetworkAttachmentDefinitionSpec{Config: `{"cniVersion":"1.0.0","name":"vf-net","type":"vfplugin","capabilities":{"deviceID":true}}`},
+	}
+	if _, err := k.nads.K8sCniCncfIoV1().NetworkAttachmentDefinitions(k.ns).Create(context.Background(), nad, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := e.createPod(k.ns, "vfpod", map[string]string{nadv1.NetworkAttachmentAnnot: "vf-net"})
+	res := vfPod("vfpod", vfs)
+	res.Namespace = k.ns
+	kubelet.SetPods(res)
+	e.mustAdd(p)
+	e.waitIfaces(p, "eth0", "net1")
+
+	e.setNetworks(p, "vf-net, vf-net")
+	e.waitIfaces(p, "eth0", "net1", "net2")
+	if slices.Contains(e.hostLinks(), "vf-h1") || slices.Contains(e.hostLinks(), "vf-h2") {
+		t.Errorf("both VFs should be in the pod; host has %v", e.hostLinks())
+	}
+
+	e.setNetworks(p, "vf-net, vf-net, vf-net")
+	ev := e.waitEventWith(p, "AddFailed", "hot-plug needs a device the pod was allocated and does not use yet")
+	if !strings.Contains(ev, `network "`+k.ns+`/vf-net" (net3)`) {
+		t.Errorf("event %q does not name the attachment", ev)
+	}
+	if got := e.ifaces(p); !slices.Equal(got, []string{"eth0", "net1", "net2"}) {
+		t.Errorf("interfaces after a refused change: %v", got)
+	}
+
+	e.setNetworks(p, "vf-net")
+	e.waitIfaces(p, "eth0", "net1")
+	testutil.Eventually(t, 5*time.Second, "one VF back on the host", func() bool {
+		n := 0
+		for _, l := range e.hostLinks() {
+			if l == "vf-h1" || l == "vf-h2" {
+				n++
+			}
+		}
+		return n == 1
+	})
+	e.mustDel(p)
+	testutil.Eventually(t, 5*time.Second, "both VFs back on the host", func() bool {
+		h := e.hostLinks()
+		return slices.Contains(h, "vf-h1") && slices.Contains(h, "vf-h2")
+	})
+	if left := files(filepath.Join(devInfoDir, "cni")); len(left) > 0 {
+		t.Errorf("CNI device-info files left: %v", left)
+	}
+	for _, vf := range vfs {
+		e.hostIP("link", "del", vf)
+	}
+	e.assertClean()
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -34,6 +35,20 @@ type FakeKubelet struct {
 	Pods  []*podresourcesv1.PodResources
 	gets  atomic.Int32
 	lists atomic.Int32
+	mu    sync.Mutex
+}
+
+// SetPods replaces Pods while f serves.
+func (f *FakeKubelet) SetPods(pods ...*podresourcesv1.PodResources) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Pods = pods
+}
+
+func (f *FakeKubelet) pods() []*podresourcesv1.PodResources {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.Pods
 }
 
 // List implements the PodResources API.
@@ -43,7 +58,7 @@ func (f *FakeKubelet) List(ctx context.Context, _ *podresourcesv1.ListPodResourc
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}
-	return &podresourcesv1.ListPodResourcesResponse{PodResources: f.Pods}, nil
+	return &podresourcesv1.ListPodResourcesResponse{PodResources: f.pods()}, nil
 }
 
 // Get implements the PodResources API.
@@ -58,7 +73,7 @@ func (f *FakeKubelet) Get(ctx context.Context, req *podresourcesv1.GetPodResourc
 	case GetDisabled:
 		return nil, errors.New("PodResources API Get method disabled")
 	}
-	for _, p := range f.Pods {
+	for _, p := range f.pods() {
 		if p.Namespace == req.PodNamespace && p.Name == req.PodName {
 			return &podresourcesv1.GetPodResourcesResponse{PodResources: p}, nil
 		}
