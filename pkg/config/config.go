@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"strings"
 	"time"
@@ -144,6 +145,11 @@ type Config struct {
 	PrimaryConfig string
 	// CNIVersion of the generated file; default: the primary's.
 	CNIVersion string
+	// MetricsPort, when not 0, serves Prometheus metrics at
+	// http://MetricsBindAddress:MetricsPort/metrics (Multus's key).
+	MetricsPort int
+	// MetricsBindAddress is the IP the metrics listener binds to.
+	MetricsBindAddress string
 	// PprofSocket, when set, serves net/http/pprof on this unix socket
 	// (root only, 0600). Off by default.
 	PprofSocket string
@@ -196,6 +202,7 @@ func Default() Config {
 		StatusDir:           "/run/plexus/status",
 		MaxConcurrency:      8,
 		HotplugConcurrency:  1,
+		MetricsBindAddress:  "127.0.0.1",
 		QueueSize:           256,
 		QueueTimeout:        30 * time.Second,
 		RequestTimeout:      110 * time.Second,
@@ -300,6 +307,10 @@ func (c Config) problems() []error {
 	}
 
 	add(checkRange("maxConcurrency", int64(c.MaxConcurrency), MinMaxConcurrency, MaxMaxConcurrency))
+	add(checkRange("metricsPort", int64(c.MetricsPort), 0, 65535))
+	if net.ParseIP(c.MetricsBindAddress) == nil {
+		add(keyErrorf("metricsBindAddress", "want an IP address (127.0.0.1, ::1, a node IP, 0.0.0.0), got %q", c.MetricsBindAddress))
+	}
 	add(checkRange("hotplugConcurrency", int64(c.HotplugConcurrency), 1, int64(max(1, c.MaxConcurrency))))
 	add(checkRange("queueSize", int64(c.QueueSize), MinQueueSize, MaxQueueSize))
 	add(checkRange("maxRequestBytes", c.MaxRequestBytes, MinMaxRequestBytes, MaxMaxRequestBytes))

@@ -78,6 +78,8 @@ func TestDefault(t *testing.T) {
 		{"statusDir", d.StatusDir, "/run/plexus/status"},
 		{"maxConcurrency", d.MaxConcurrency, 8},
 		{"hotplug", d.Hotplug, false},
+		{"metricsPort", d.MetricsPort, 0},
+		{"metricsBindAddress", d.MetricsBindAddress, "127.0.0.1"},
 		{"hotplugConcurrency", d.HotplugConcurrency, 1},
 		{"queueSize", d.QueueSize, 256},
 		{"queueTimeout", d.QueueTimeout, 30 * time.Second},
@@ -292,7 +294,6 @@ func TestUnsupportedKeys(t *testing.T) {
 func TestIgnoredMultusKeys(t *testing.T) {
 	t.Parallel()
 	hints := map[string]string{
-		"metricsPort":         "not served yet",
 		"enablePprof":         "pprofSocket",
 		"connectionLimit":     "maxConcurrency and queueSize",
 		"perNodeCertificate":  "service account",
@@ -367,6 +368,9 @@ func TestParseErrors(t *testing.T) {
 		{"logOptions.compress type", `{"clusterNetwork": "c", "logOptions": {"compress": "yes"}}`, "logOptions.compress", "want a boolean"},
 		{"maxConcurrency zero", `{"clusterNetwork": "c", "maxConcurrency": 0}`, "maxConcurrency", "between 1 and 1024, got 0"},
 		{"hotplugConcurrency above maxConcurrency", `{"clusterNetwork": "c", "maxConcurrency": 2, "hotplugConcurrency": 3}`, "hotplugConcurrency", "between 1 and 2, got 3"},
+		{"metricsPort out of range", `{"clusterNetwork": "c", "metricsPort": 70000}`, "metricsPort", "between 0 and 65535, got 70000"},
+		{"metricsPort string", `{"clusterNetwork": "c", "metricsPort": "9091"}`, "metricsPort", "want an integer"},
+		{"metricsBindAddress not an IP", `{"clusterNetwork": "c", "metricsBindAddress": "localhost"}`, "metricsBindAddress", "want an IP address"},
 		{"hotplug without the API", `{"clusterNetwork": "c", "manifestsDir": "/m", "hotplug": true}`, "hotplug", "needs the Kubernetes API"},
 		{"maxConcurrency too big", `{"clusterNetwork": "c", "maxConcurrency": 1025}`, "maxConcurrency", "between 1 and 1024"},
 		{"maxConcurrency fraction", `{"clusterNetwork": "c", "maxConcurrency": 8.5}`, "maxConcurrency", "want an integer, got number 8.5"},

@@ -115,6 +115,8 @@ func (w *wire) resolve(base Config) (Config, []error) {
 	setPath(&c.PodResourcesSocket, w.PodResourcesSocket)
 	setPath(&c.DeviceInfoDir, w.DeviceInfoDir)
 	setPath(&c.PprofSocket, w.PprofSocket)
+	setInt(&c.MetricsPort, w.MetricsPort)
+	setString(&c.MetricsBindAddress, w.MetricsBindAddress)
 	setPath(&c.CRISocket, w.CRISocket)
 	setPath(&c.CNIConfigDir, w.CNIConfigDir)
 	setPath(&c.AutoconfigDir, w.AutoconfigDir)

@@ -12,7 +12,6 @@ var unsupported = map[string]string{
 // acting on it to what Plexus does instead, logged as a warning at start:
 // a stock Multus config (and the upstream docs' keys) carries over.
 var ignored = map[string]string{
-	"metricsPort":         "metrics are not served yet; plexusd logs and records Events",
 	"enablePprof":         "pprof is served only on a root-only unix socket: set pprofSocket",
 	"connectionLimit":     "maxConcurrency and queueSize bound the work instead of the connections",
 	"perNodeCertificate":  "plexusd uses its service account (or --kubeconfig); deployments/hardening/node-scope.yaml scopes it to its node",

@@ -52,6 +52,8 @@ type wire struct {
 	EventQPS               *int            `json:"eventQPS"`
 	PodWaitTimeout         *durationString `json:"podWaitTimeout"`
 	PprofSocket            *string         `json:"pprofSocket"`
+	MetricsPort            *int            `json:"metricsPort"`
+	MetricsBindAddress     *string         `json:"metricsBindAddress"`
 	CNIConfigDir           *string         `json:"cniConfigDir"`
 	AutoconfigDir          *string         `json:"multusAutoconfigDir"`
 	PrimaryConfig          *string         `json:"multusMasterCNI"`
@@ -122,6 +124,8 @@ func (w *wire) fields() map[string]any {
 		"eventQPS":               &w.EventQPS,
 		"podWaitTimeout":         &w.PodWaitTimeout,
 		"pprofSocket":            &w.PprofSocket,
+		"metricsPort":            &w.MetricsPort,
+		"metricsBindAddress":     &w.MetricsBindAddress,
 		"cniConfigDir":           &w.CNIConfigDir,
 		"multusAutoconfigDir":    &w.AutoconfigDir,
 		"multusMasterCNI":        &w.PrimaryConfig,

@@ -136,8 +136,12 @@ func (m *Multiplexer) unwind(ctx context.Context, op *addOp) error {
 		u := op.undos[i]
 		if err := u.fn(ctx); err != nil {
 			op.log.Warn("rollback incomplete; keeping the attachment record for DEL", "undo", u.what, "err", err)
+			m.metrics.Rollback(false)
 			return &delegate.RollbackError{Err: fmt.Errorf("%s: %w", u.what, err)}
 		}
+	}
+	if len(op.undos) > 0 {
+		m.metrics.Rollback(true)
 	}
 	return nil
 }

@@ -164,9 +164,11 @@ func (h *hotplugger) processNext(ctx context.Context) bool {
 	case err == nil:
 		h.queue.Forget(ref)
 	case errors.As(err, &perm):
+		h.m.metrics.Hotplug("refused")
 		h.queue.Forget(ref)
 	case ctx.Err() != nil:
 	default:
+		h.m.metrics.Hotplug("failed")
 		h.log.Warn("hot-plug pass failed; retrying", "pod", ref.String(), "err", err, "retries", h.queue.NumRequeues(ref))
 		h.queue.AddRateLimited(ref)
 	}
@@ -296,6 +298,7 @@ func (h *hotplugger) pass(ctx context.Context, id string) error {
 		h.m.normal(p.log, rec.Pod, true, o)
 	}
 	if len(removed)+len(added) > 0 {
+		h.m.metrics.Hotplug("applied")
 		p.log.Info("hot-plug change applied", "removed", len(removed), "added", len(added), "ms", h.now().Sub(start).Milliseconds())
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 	"github.com/plexus-cni/plexus/pkg/config"
 	"github.com/plexus-cni/plexus/pkg/delegate"
 	"github.com/plexus-cni/plexus/pkg/detach"
+	"github.com/plexus-cni/plexus/pkg/metrics"
 	"github.com/plexus-cni/plexus/pkg/netselect"
 	"github.com/plexus-cni/plexus/pkg/podref"
 	"github.com/plexus-cni/plexus/pkg/server"
@@ -46,6 +47,8 @@ type Multiplexer struct {
 	// hotplug, when on, is asked for a pass over each pod whose ADD
 	// finished (its annotation may have changed during the ADD).
 	hotplug *hotplugger
+	// metrics is nil when metrics are off.
+	metrics *metrics.Metrics
 	// gc is held shared by ADD/DEL/CHECK and exclusively by GC (CNI spec:
 	// no ADD or DEL may run while GC does).
 	gc sync.RWMutex

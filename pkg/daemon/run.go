@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/plexus-cni/plexus/pkg/atomicfile"
+	"github.com/plexus-cni/plexus/pkg/buildinfo"
 	"github.com/plexus-cni/plexus/pkg/cniconf"
 	"github.com/plexus-cni/plexus/pkg/config"
 	"github.com/plexus-cni/plexus/pkg/delegate"
@@ -18,6 +19,7 @@ import (
 	"github.com/plexus-cni/plexus/pkg/hostroot"
 	"github.com/plexus-cni/plexus/pkg/k8sclient"
 	"github.com/plexus-cni/plexus/pkg/manifest"
+	"github.com/plexus-cni/plexus/pkg/metrics"
 	"github.com/plexus-cni/plexus/pkg/podref"
 	"github.com/plexus-cni/plexus/pkg/routes"
 	"github.com/plexus-cni/plexus/pkg/server"
@@ -46,20 +48,36 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 	}
 	st := store.NewFileStore(store.RecordsDir(cfg.CNIDir))
 	sweepTemp(log, store.RecordsDir(cfg.CNIDir), cfg.StatusDir)
+	var met *metrics.Metrics
+	if cfg.MetricsPort != 0 {
+		met = metrics.New(buildinfo.Version)
+	}
+	replayed(cfg, met, log)
 	exec := &delegate.BoundedExec{Timeout: cfg.DelegateTimeout, Root: cfg.ChrootDir}
 	inv := delegate.NewInvoker(cfg.BinDirs, cfg.CNIDir, exec)
 	inv.RollbackTimeout = cfg.RollbackTimeout
-	src, events, err := newSource(ctx, cfg, flags, log, st, inv)
+	if met != nil {
+		inv.Observe = func(network, plugin, verb string, err error, d time.Duration) {
+			met.Delegate(network, plugin, verb, metrics.Outcome(err), d)
+		}
+	}
+	src, events, err := newSource(ctx, cfg, flags, log, st, inv, met)
 	if err != nil {
 		return err
 	}
 	mux := NewMultiplexer(cfg, src, st, inv, events,
 		devices.New(devices.Options{PodResourcesSocket: cfg.PodResourcesSocket, DeviceInfoDir: cfg.DeviceInfoDir}, log),
 		routes.NewWithCache(cfg.CNIDir, log).InHostRoot(cfg.ChrootDir))
+	mux.metrics = met
 	if cfg.MultusCacheDir != "" {
 		mux.multusInv = delegate.NewInvoker(cfg.BinDirs, hostroot.Path(cfg.ChrootDir, cfg.MultusCacheDir), exec)
 	}
+	var observer server.Observer
+	if met != nil {
+		observer = met
+	}
 	srv := server.New(mux, log, server.Options{
+		Observer:          observer,
 		Workers:           cfg.MaxConcurrency,
 		BackgroundWorkers: cfg.HotplugConcurrency,
 		QueueSize:         cfg.QueueSize,
@@ -88,6 +106,12 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 		watcher.OnNetworksChange(mux.hotplug.Enqueue)
 		mux.hotplug.Run(ctx, cfg.HotplugConcurrency)
 		log.Info("hot-plug on: running pods follow their networks annotation")
+	}
+	if met != nil {
+		registerGauges(met, srv, st, mux.hotplug)
+		if err := met.Serve(ctx, cfg.MetricsBindAddress, cfg.MetricsPort, log); err != nil {
+			return &config.KeyError{Key: "metricsPort", Err: err}
+		}
 	}
 	l, err := server.Listen(cfg.SocketPath(), []uint32{0}, log)
 	if err != nil {
@@ -132,6 +156,46 @@ func startCNIConf(ctx context.Context, cfg config.Config, file string, events Re
 	return mgr
 }
 
+// replayed counts (and logs) the DELs the shim replayed while plexusd was
+// down, from the trail it leaves, and clears the trail.
+func replayed(cfg config.Config, met *metrics.Metrics, log *slog.Logger) {
+	n, err := store.TakeReplayed(cfg.CNIDir)
+	if err != nil {
+		log.Warn("read the shim's replay trail", "err", err)
+	}
+	if n > 0 {
+		log.Info("the shim replayed DELs from their records while plexusd was down", "count", n)
+		met.Replayed(n)
+	}
+}
+
+// registerGauges adds the gauges read at scrape time: the queue, the
+// records on disk, the hot-plug queue.
+func registerGauges(met *metrics.Metrics, srv *server.Server, st store.Store, hp *hotplugger) {
+	met.Gauge("queue_waiting", "CNI requests waiting for a worker slot now.", func() float64 { return float64(srv.Stats().Waiting) })
+	met.Gauge("queue_running", "Operations holding a worker slot now (CNI requests and hot-plug changes).", func() float64 { return float64(srv.Stats().Running) })
+	met.LabeledGauge("records", "Attachment records on disk, by state: complete, incomplete (an ADD running or interrupted), unreadable.", "state",
+		[]string{"complete", "incomplete", "unreadable"}, func() map[string]float64 {
+			out := map[string]float64{}
+			ids, _ := st.List()
+			for _, id := range ids {
+				rec, err := st.Load(id)
+				switch {
+				case err != nil:
+					out["unreadable"]++
+				case rec.Complete:
+					out["complete"]++
+				default:
+					out["incomplete"]++
+				}
+			}
+			return out
+		})
+	if hp != nil {
+		met.Gauge("hotplug_queue_depth", "Pods waiting for a hot-plug pass (retries after backoff included once due).", func() float64 { return float64(hp.queue.Len()) })
+	}
+}
+
 // tempMinAge: a temp file lives for milliseconds; one older than this is
 // from a crash (and never one a running daemon is writing).
 const tempMinAge = time.Minute
@@ -151,10 +215,10 @@ func sweepTemp(log *slog.Logger, dirs ...string) {
 
 // newSource returns the manifest source when manifestsDir is set, else the
 // Kubernetes source.
-func newSource(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger, st store.Store, inv *delegate.Invoker) (Source, Recorder, error) {
+func newSource(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger, st store.Store, inv *delegate.Invoker, met *metrics.Metrics) (Source, Recorder, error) {
 	if cfg.ManifestsDir == "" {
 		c, err := k8sclient.New(k8sclient.Options{
-			Kubeconfig: flags.Kubeconfig, NodeName: flags.NodeName,
+			Kubeconfig: flags.Kubeconfig, NodeName: flags.NodeName, Metrics: met,
 			QPS: float32(cfg.APIQPS), Burst: cfg.APIBurst, EventQPS: float32(cfg.EventQPS), PodWait: cfg.PodWaitTimeout,
 		}, log)
 		if err != nil {

@@ -24,6 +24,21 @@ type Invoker struct {
 	Exec     invoke.Exec
 	// RollbackTimeout bounds the DELs that undo a failed ADD.
 	RollbackTimeout time.Duration
+	// Observe, when set, is told how long each delegate network's verb
+	// took (metrics); plugin is the conflist's first plugin type.
+	Observe func(network, plugin, verb string, err error, d time.Duration)
+}
+
+// observe reports one verb of s's chain to Observe.
+func (in *Invoker) observe(s *Spec, list *libcni.NetworkConfigList, verb string, start time.Time, err error) {
+	if in.Observe == nil {
+		return
+	}
+	plugin := ""
+	if list != nil && len(list.Plugins) > 0 && list.Plugins[0].Network != nil {
+		plugin = list.Plugins[0].Network.Type
+	}
+	in.Observe(s.Network, plugin, verb, err, time.Since(start))
 }
 
 // DefaultRollbackTimeout is RollbackTimeout unless the caller sets it.
@@ -78,19 +93,25 @@ func (t Target) runtimeConf(s *Spec) *libcni.RuntimeConf {
 }
 
 func (in *Invoker) add(ctx context.Context, t Target, s *Spec) (types.Result, error) {
+	start := time.Now()
 	list, err := ParseConfList(s.ConfList)
 	if err != nil {
 		return nil, err
 	}
-	return in.config(t.CNIPath).AddNetworkList(ctx, list, t.runtimeConf(s))
+	res, err := in.config(t.CNIPath).AddNetworkList(ctx, list, t.runtimeConf(s))
+	in.observe(s, list, "ADD", start, err)
+	return res, err
 }
 
 func (in *Invoker) del(ctx context.Context, t Target, s *Spec) error {
+	start := time.Now()
 	list, err := ParseConfList(s.ConfList)
 	if err != nil {
 		return err
 	}
-	return in.config(t.CNIPath).DelNetworkList(ctx, list, t.runtimeConf(s))
+	err = in.config(t.CNIPath).DelNetworkList(ctx, list, t.runtimeConf(s))
+	in.observe(s, list, "DEL", start, err)
+	return err
 }
 
 // CachePath is where libcni caches the result of network netName's ADD in
@@ -128,7 +149,10 @@ func (in *Invoker) check(ctx context.Context, t Target, s *Spec) error {
 	if ok, _ := version.GreaterThanOrEqualTo(list.CNIVersion, "0.4.0"); !ok || list.DisableCheck {
 		return nil
 	}
-	return in.config(t.CNIPath).CheckNetworkList(ctx, list, t.runtimeConf(s))
+	start := time.Now()
+	err = in.config(t.CNIPath).CheckNetworkList(ctx, list, t.runtimeConf(s))
+	in.observe(s, list, "CHECK", start, err)
+	return err
 }
 
 // Status forwards STATUS to a delegate network (a no-op below 1.1.0).

@@ -24,7 +24,9 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 
+	"github.com/plexus-cni/plexus/pkg/metrics"
 	"github.com/plexus-cni/plexus/pkg/podref"
 )
 
@@ -40,6 +42,9 @@ type Options struct {
 	// EventQPS is the separate rate limit of the Events client, so Events
 	// never take client rate from the status patch.
 	EventQPS float32
+	// Metrics, when set, receives the status-write counts, the informer
+	// gauges and client-go's request metrics.
+	Metrics *metrics.Metrics
 }
 
 // Client is the Kubernetes source of pods and NADs and the sink of
@@ -109,6 +114,12 @@ func New(opts Options, log *slog.Logger) (*Client, error) {
 		return nil, fmt.Errorf("kubernetes client config: %w", err)
 	}
 	base.UserAgent = "plexusd/" + opts.NodeName
+	// client-go and klog log through plexusd's handler (level, format,
+	// file rotation), tagged as such.
+	klog.SetSlogLogger(log.With("component", "client-go"))
+	if opts.Metrics != nil {
+		registerClientMetrics(opts.Metrics)
+	}
 	core := rest.CopyConfig(base)
 	core.QPS, core.Burst = opts.QPS, opts.Burst
 	core.ContentType = "application/vnd.kubernetes.protobuf"
@@ -155,6 +166,26 @@ func newWithClients(opts Options, log *slog.Logger, kube kubernetes.Interface, n
 	}
 	c.nadList = nadInf.Lister()
 	c.synced = []cache.InformerSynced{podInf.Informer().HasSynced, nadInf.Informer().HasSynced}
+	if m := opts.Metrics; m != nil {
+		informers := map[string]cache.SharedIndexInformer{"pods": podInf.Informer(), "nads": nadInf.Informer()}
+		names := []string{"pods", "nads"}
+		m.LabeledGauge("informer_synced", "1 once the informer (pods of this node, NADs) has synced, else 0.", "informer", names, func() map[string]float64 {
+			out := map[string]float64{}
+			for n, inf := range informers {
+				if inf.HasSynced() {
+					out[n] = 1
+				}
+			}
+			return out
+		})
+		m.LabeledGauge("informer_objects", "Objects in the informer's cache (pods of this node, NADs of the cluster).", "informer", names, func() map[string]float64 {
+			out := map[string]float64{}
+			for n, inf := range informers {
+				out[n] = float64(len(inf.GetStore().ListKeys()))
+			}
+			return out
+		})
+	}
 	c.start = func(ctx context.Context) {
 		podFactory.Start(ctx.Done())
 		nadFactory.Start(ctx.Done())

@@ -35,7 +35,11 @@ func (c *Client) WriteStatus(ctx context.Context, ref podref.Ref, status []byte)
 	}
 	backoff := wait.Backoff{Duration: 50 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 6, Cap: 2 * time.Second}
 	var last error
+	tries := 0
 	err = wait.ExponentialBackoffWithContext(ctx, backoff, func(ctx context.Context) (bool, error) {
+		if tries++; tries > 1 {
+			c.opts.Metrics.StatusRetry()
+		}
 		if c.updateStatus.Load() {
 			last = c.updateAnnotation(ctx, ref, string(status))
 		} else {
@@ -58,6 +62,7 @@ func (c *Client) WriteStatus(ctx context.Context, ref podref.Ref, status []byte)
 	if err == nil {
 		return nil
 	}
+	c.opts.Metrics.StatusFailure()
 	if last == nil {
 		last = err
 	}

@@ -7,5 +7,7 @@
 // Responsibility: turning a config.LogConfig into a logger, nothing else.
 // There is no package-level logger here; callers pass the logger down.
 // It imports only pkg/config, lumberjack and the standard library; it must
-// not import client-go or klog (the klog bridge lives in pkg/k8sclient).
+// not import client-go or klog. client-go's klog output reaches the same
+// handler through klog.SetSlogLogger, which pkg/k8sclient calls with the
+// logger it is given (lines tagged component=client-go).
 package logging

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,6 +11,12 @@ import (
 
 // ErrBusy means the queue is full or the wait for a worker took too long.
 var ErrBusy = errors.New("daemon busy")
+
+// The two ways of being busy.
+var (
+	ErrQueueFull    = fmt.Errorf("%w: queue full", ErrBusy)
+	ErrQueueTimeout = fmt.Errorf("%w: no worker free in time", ErrBusy)
+)
 
 // limiter bounds the number of operations running at once and the number
 // waiting for a slot. Background work (hot-plug) takes a slot only when no
@@ -65,7 +72,7 @@ func (l *limiter) acquire(ctx context.Context) (func(), error) {
 	}
 	if l.waiting.Add(1) > l.maxQueue {
 		l.waiting.Add(-1)
-		return nil, ErrBusy
+		return nil, ErrQueueFull
 	}
 	defer l.waiting.Add(-1)
 	t := time.NewTimer(l.maxWait)
@@ -74,7 +81,7 @@ func (l *limiter) acquire(ctx context.Context) (func(), error) {
 	case l.slots <- struct{}{}:
 		return l.release, nil
 	case <-t.C:
-		return nil, ErrBusy
+		return nil, ErrQueueTimeout
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
@@ -32,10 +33,31 @@ type Options struct {
 	// BackgroundWorkers bounds the worker slots background work may hold
 	// at once (at least 1).
 	BackgroundWorkers int
+	// Observer, when set, is told of every request (metrics).
+	Observer Observer
 	QueueSize         int
 	QueueTimeout      time.Duration
 	RequestTimeout    time.Duration
 	MaxBodyBytes      int64
+}
+
+// Observer is told what happens to CNI requests (pkg/metrics).
+type Observer interface {
+	// Request: a request answered after d; code is "ok" or the CNI code.
+	Request(verb, code string, d time.Duration)
+	// QueueWait: how long a request waited for a worker.
+	QueueWait(d time.Duration)
+	// Rejected: a request refused before it ran, "full" or "timeout".
+	Rejected(reason string)
+}
+
+// Stats are the limiter's state now.
+type Stats struct{ Waiting, Running int }
+
+// Stats returns how many CNI requests wait for a worker and how many
+// operations (background work included) hold one.
+func (s *Server) Stats() Stats {
+	return Stats{Waiting: int(s.lim.waiting.Load()), Running: len(s.lim.slots)}
 }
 
 // Server is the daemon's HTTP-over-unix-socket front end.
@@ -106,11 +128,16 @@ func (s *Server) serveCNI(w http.ResponseWriter, r *http.Request) {
 
 	result, err := s.run(ctx, log, req)
 	resp := &api.Response{Result: result}
+	code := "ok"
 	if err != nil {
 		resp.Error = ToCNIError(err)
+		code = strconv.FormatUint(uint64(resp.Error.Code), 10)
 		log.Error("request failed", "code", resp.Error.Code, "err", err, "ms", time.Since(start).Milliseconds())
 	} else {
 		log.Info("request done", "ms", time.Since(start).Milliseconds())
+	}
+	if s.opts.Observer != nil {
+		s.opts.Observer.Request(string(req.Command), code, time.Since(start))
 	}
 	writeResponse(w, log, resp)
 }
@@ -124,7 +151,18 @@ func (s *Server) run(ctx context.Context, log *slog.Logger, req *api.Request) ([
 		}
 		defer unlock()
 	}
+	waitStart := time.Now()
 	release, err := s.lim.acquire(ctx)
+	if o := s.opts.Observer; o != nil {
+		switch {
+		case err == nil:
+			o.QueueWait(time.Since(waitStart))
+		case errors.Is(err, ErrQueueFull):
+			o.Rejected("full")
+		case errors.Is(err, ErrQueueTimeout):
+			o.Rejected("timeout")
+		}
+	}
 	if err != nil {
 		return nil, busyError(err)
 	}

@@ -279,6 +279,9 @@ func replayDel(ctx context.Context, s *settings, a *skel.CmdArgs) error {
 		fmt.Fprintf(os.Stderr, "plexus: daemon unreachable at %s; %s has no attachment record: nothing to delete\n", s.socket, a.ContainerID)
 	default:
 		fmt.Fprintf(os.Stderr, "plexus: daemon unreachable at %s; DEL of %s done from the attachment record\n", s.socket, a.ContainerID)
+		if err := store.MarkReplayed(s.cniDir, a.ContainerID); err != nil {
+			fmt.Fprintf(os.Stderr, "plexus: leave the replay trail: %v\n", err) // the DEL itself succeeded
+		}
 	}
 	return nil
 }

@@ -199,3 +199,41 @@ func (s *FileStore) List() ([]string, error) {
 	sort.Strings(ids)
 	return ids, nil
 }
+
+// ReplayedDir holds the trail of DELs the shim replayed from a record
+// while plexusd was unreachable: one empty file per container ID, counted
+// and removed by plexusd when it next starts (its replay metric).
+func ReplayedDir(cniDir string) string { return filepath.Join(cniDir, "replayed") }
+
+// MarkReplayed leaves the trail of a replayed DEL.
+func MarkReplayed(cniDir, containerID string) error {
+	if err := ValidContainerID(containerID); err != nil {
+		return err
+	}
+	dir := ReplayedDir(cniDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, containerID), nil, 0o600)
+}
+
+// TakeReplayed counts the trail and removes it.
+func TakeReplayed(cniDir string) (int, error) {
+	ents, err := os.ReadDir(ReplayedDir(cniDir))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range ents {
+		if !e.Type().IsRegular() || ValidContainerID(e.Name()) != nil {
+			continue
+		}
+		if err := os.Remove(filepath.Join(ReplayedDir(cniDir), e.Name())); err == nil {
+			n++
+		}
+	}
+	return n, nil
+}
