@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/plexus-cni/plexus/pkg/atomicfile"
@@ -58,7 +59,7 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 	inv.RollbackTimeout = cfg.RollbackTimeout
 	if met != nil {
 		inv.Observe = func(network, plugin, verb string, err error, d time.Duration) {
-			met.Delegate(network, plugin, verb, metrics.Outcome(err), d)
+			met.Delegate(network, plugin, verb, outcome(err), d)
 		}
 	}
 	src, events, err := newSource(ctx, cfg, flags, log, st, inv, met)
@@ -154,6 +155,14 @@ func startCNIConf(ctx context.Context, cfg config.Config, file string, events Re
 		}
 	}()
 	return mgr
+}
+
+// outcome is a delegate's outcome label: "ok", or its CNI error code.
+func outcome(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return strconv.FormatUint(uint64(server.ToCNIError(err).Code), 10)
 }
 
 // replayed counts (and logs) the DELs the shim replayed while plexusd was

@@ -21,7 +21,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/containernetworking/cni/pkg/types"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -109,22 +108,6 @@ func New(version string) *Metrics {
 		m.hotplug.WithLabelValues(o)
 	}
 	return m
-}
-
-// Outcome is the outcome label of an error: "ok", or its CNI code.
-func Outcome(err error) string {
-	if err == nil {
-		return "ok"
-	}
-	var coded interface{ CNICode() uint }
-	if errors.As(err, &coded) {
-		return strconv.FormatUint(uint64(coded.CNICode()), 10)
-	}
-	var te *types.Error
-	if errors.As(err, &te) {
-		return strconv.FormatUint(uint64(te.Code), 10)
-	}
-	return "999"
 }
 
 // Request records one CNI request's answer; code is "ok" or the CNI code.

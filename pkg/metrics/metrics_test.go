@@ -1,12 +1,10 @@
 package metrics
 
 import (
-	"errors"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/containernetworking/cni/pkg/types"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -46,22 +44,6 @@ func TestMetricsLint(t *testing.T) {
 	for _, mf := range names {
 		if n := mf.GetName(); !strings.HasPrefix(n, Namespace+"_") && !strings.HasPrefix(n, "go_") && !strings.HasPrefix(n, "process_") {
 			t.Errorf("metric %s has no %s_ prefix", n, Namespace)
-		}
-	}
-}
-
-func TestOutcome(t *testing.T) {
-	for _, c := range []struct {
-		err  error
-		want string
-	}{
-		{nil, "ok"},
-		{types.NewError(7, "bad", ""), "7"},
-		{errors.Join(errors.New("ctx"), &types.Error{Code: 11}), "11"},
-		{errors.New("plain"), "999"},
-	} {
-		if got := Outcome(c.err); got != c.want {
-			t.Errorf("Outcome(%v) = %s, want %s", c.err, got, c.want)
 		}
 	}
 }

@@ -34,11 +34,11 @@ type Options struct {
 	// at once (at least 1).
 	BackgroundWorkers int
 	// Observer, when set, is told of every request (metrics).
-	Observer Observer
-	QueueSize         int
-	QueueTimeout      time.Duration
-	RequestTimeout    time.Duration
-	MaxBodyBytes      int64
+	Observer       Observer
+	QueueSize      int
+	QueueTimeout   time.Duration
+	RequestTimeout time.Duration
+	MaxBodyBytes   int64
 }
 
 // Observer is told what happens to CNI requests (pkg/metrics).
