@@ -40,6 +40,14 @@ func TestShippedMountsMatchConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := ds.Spec.Template.Spec
+	for _, c := range spec.Containers {
+		if c.Name != "plexusd" {
+			continue
+		}
+		if len(c.Ports) != 1 || c.Ports[0].Name != "metrics" || float64(c.Ports[0].ContainerPort) != cfg["metricsPort"] {
+			t.Errorf("plexusd ports %+v, want one named metrics on the config's metricsPort %v", c.Ports, cfg["metricsPort"])
+		}
+	}
 	if !spec.HostPID {
 		t.Error("hostPID is off: chrooted plugins would name their netns by a pid the host's /proc does not know")
 	}

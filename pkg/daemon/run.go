@@ -110,9 +110,7 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 	}
 	if met != nil {
 		registerGauges(met, srv, st, mux.hotplug)
-		if err := met.Serve(ctx, cfg.MetricsBindAddress, cfg.MetricsPort, log); err != nil {
-			return &config.KeyError{Key: "metricsPort", Err: err}
-		}
+		met.Serve(ctx, cfg.MetricsBindAddress, cfg.MetricsPort, log)
 	}
 	l, err := server.Listen(cfg.SocketPath(), []uint32{0}, log)
 	if err != nil {

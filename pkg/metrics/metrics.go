@@ -224,13 +224,40 @@ func (g *labeledGauge) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// Serve serves /metrics on addr:port until ctx ends. It fails at once if
-// the address cannot be bound.
-func (m *Metrics) Serve(ctx context.Context, addr string, port int, log *slog.Logger) error {
-	l, err := net.Listen("tcp", net.JoinHostPort(addr, strconv.Itoa(port)))
-	if err != nil {
-		return fmt.Errorf("metrics listener: %w", err)
+// bindRetry is how often a metrics address that could not be bound is
+// tried again.
+const bindRetry = 10 * time.Second
+
+// Serve serves /metrics on addr:port until ctx ends. A node's pod
+// networking must not depend on its metrics: when the address cannot be
+// bound (the port is taken), Serve logs an error and keeps trying in the
+// background.
+func (m *Metrics) Serve(ctx context.Context, addr string, port int, log *slog.Logger) {
+	hostport := net.JoinHostPort(addr, strconv.Itoa(port))
+	l, err := net.Listen("tcp", hostport)
+	if err == nil {
+		m.serve(ctx, l, log)
+		return
 	}
+	log.Error("metrics not served: cannot listen; retrying every 10s", "address", hostport, "err", err)
+	go func() {
+		t := time.NewTicker(bindRetry)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if l, err := net.Listen("tcp", hostport); err == nil {
+				m.serve(ctx, l, log)
+				return
+			}
+		}
+	}()
+}
+
+func (m *Metrics) serve(ctx context.Context, l net.Listener, log *slog.Logger) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{ErrorLog: slogErrorLog{log}, MaxRequestsInFlight: 4, Timeout: 10 * time.Second}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 15 * time.Second, IdleTimeout: 60 * time.Second}
@@ -246,7 +273,6 @@ func (m *Metrics) Serve(ctx context.Context, addr string, port int, log *slog.Lo
 		}
 	}()
 	log.Info("serving metrics", "address", l.Addr().String())
-	return nil
 }
 
 type slogErrorLog struct{ log *slog.Logger }
