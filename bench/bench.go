@@ -31,6 +31,9 @@ type mode string
 const (
 	modeFloor    mode = "floor"
 	modeManifest mode = "plexus-manifest"
+	// modeMetrics is the manifest daemon with metrics on (metricsPort),
+	// to compare with modeManifest in the same run.
+	modeMetrics mode = "plexus-manifest-metrics"
 	modeAPI      mode = "plexus-api"
 )
 
@@ -61,6 +64,7 @@ type bench struct {
 	lists    []*libcni.NetworkConfigList // cluster-net, mv1, mv2, mv3
 	pods     map[int][]podInfo           // by networks per pod
 	manifest *daemonProc
+	metricsD *daemonProc
 	api      *daemonProc
 	scaleD   *daemonProc
 	hotplugD *daemonProc
@@ -101,7 +105,11 @@ func newBench(o options) (*bench, error) {
 			b.pods[n] = append(b.pods[n], podInfo{name: fmt.Sprintf("n%d-%03d", n, i)})
 		}
 	}
-	if b.manifest, err = b.startManifestDaemon(); err != nil {
+	if b.manifest, err = b.startManifestDaemon("manifest", nil); err != nil {
+		b.close()
+		return nil, err
+	}
+	if b.metricsD, err = b.startManifestDaemon("manifest-metrics", map[string]interface{}{"metricsPort": 9092}); err != nil {
 		b.close()
 		return nil, err
 	}
@@ -177,7 +185,7 @@ func readyz(socket string) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-func (b *bench) startManifestDaemon() (*daemonProc, error) {
+func (b *bench) startManifestDaemon(name string, extra map[string]interface{}) (*daemonProc, error) {
 	mdir := filepath.Join(b.dir, "manifests")
 	if err := os.MkdirAll(mdir, 0o755); err != nil {
 		return nil, err
@@ -199,7 +207,11 @@ func (b *bench) startManifestDaemon() (*daemonProc, error) {
 	if err := os.WriteFile(filepath.Join(mdir, "all.yaml"), []byte(strings.Join(docs, "---\n")), 0o644); err != nil {
 		return nil, err
 	}
-	d, cfg, err := b.daemonConfig("manifest", map[string]interface{}{"manifestsDir": mdir})
+	cfgExtra := map[string]interface{}{"manifestsDir": mdir}
+	for k, v := range extra {
+		cfgExtra[k] = v
+	}
+	d, cfg, err := b.daemonConfig(name, cfgExtra)
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +292,7 @@ func (b *bench) close() {
 	}
 	b.liveMu.Unlock()
 	b.release(all)
-	for _, d := range []*daemonProc{b.manifest, b.api, b.scaleD, b.hotplugD} {
+	for _, d := range []*daemonProc{b.manifest, b.metricsD, b.api, b.scaleD, b.hotplugD} {
 		if d != nil && d.cmd != nil && d.cmd.Process != nil {
 			_ = d.cmd.Process.Signal(os.Interrupt)
 			_ = d.cmd.Wait()

@@ -49,6 +49,8 @@ func (b *bench) daemonFor(m mode) *daemonProc {
 	switch m {
 	case modeManifest:
 		return b.manifest
+	case modeMetrics:
+		return b.metricsD
 	case modeAPI:
 		return b.api
 	}

@@ -42,7 +42,7 @@ type summaryRow struct {
 
 func (b *bench) runAll() (*report, error) {
 	r := &report{Date: time.Now().UTC().Format(time.RFC3339), Pods: b.o.pods, Repeats: b.o.repeats}
-	modes := []mode{modeFloor, modeManifest}
+	modes := []mode{modeFloor, modeManifest, modeMetrics}
 	if b.o.api {
 		modes = append(modes, modeAPI)
 	}
@@ -156,6 +156,22 @@ func (r *report) markdown() string {
 			s.Del.P50, s.Del.P90, s.Del.P99, s.Del.Max, s.Del.OpsPerSec,
 			ratio(s.AddP50Ratio), ratio(s.AddOpsRatio), ratio(s.DelP50Ratio), ratio(s.DelOpsRatio),
 			blank(s.DaemonRSSMB, "%.1f"), blank(s.CPUPerOpMS, "%.2f"), s.Errors, s.Leaks)
+	}
+	var onOff []string
+	for _, on := range r.Summary {
+		if on.Mode != modeMetrics {
+			continue
+		}
+		for _, off := range r.Summary {
+			if off.Mode == modeManifest && off.Concurrency == on.Concurrency && off.Networks == on.Networks {
+				onOff = append(onOff, fmt.Sprintf("| %d | %d | %.2f | %.2f | %.2f | %.2f | %.1f / %.1f |", on.Concurrency, on.Networks,
+					on.Add.P50/off.Add.P50, on.Add.OpsPerSec/off.Add.OpsPerSec, on.Del.P50/off.Del.P50, on.Del.OpsPerSec/off.Del.OpsPerSec, on.DaemonRSSMB, off.DaemonRSSMB))
+			}
+		}
+	}
+	if len(onOff) > 0 {
+		b.WriteString("\n### Metrics on vs off (plexus-manifest-metrics / plexus-manifest, same run, interleaved)\n\n| conc | nets | ADD p50 | ADD ops/s | DEL p50 | DEL ops/s | RSS MiB on / off |\n|---|---|---|---|---|---|---|\n")
+		b.WriteString(strings.Join(onOff, "\n") + "\n")
 	}
 	fmt.Fprintf(&b, "\nShim: %.1f MiB; exec with no daemon work (VERSION): %.2f ms wall, %.2f ms CPU (median of 200).\n", r.ShimSizeMB, r.ShimWallMS, r.ShimCPUMS)
 	var api []string
