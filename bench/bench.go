@@ -34,7 +34,7 @@ const (
 	// modeMetrics is the manifest daemon with metrics on (metricsPort),
 	// to compare with modeManifest in the same run.
 	modeMetrics mode = "plexus-manifest-metrics"
-	modeAPI      mode = "plexus-api"
+	modeAPI     mode = "plexus-api"
 )
 
 const (
