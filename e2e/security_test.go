@@ -13,7 +13,8 @@ import (
 
 // The shipped DaemonSet mounts the CNI bin dir read-only in the daemon
 // container (only the init container that installs the shim writes it),
-// and exposes no port.
+// and declares no port but the metrics one, which the shipped config binds
+// to the node's loopback.
 func TestDaemonSetShape(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join(root, "deployments", "daemonset.yaml"))
 	if err != nil {
@@ -32,9 +33,18 @@ func TestDaemonSetShape(t *testing.T) {
 	if binVolume == "" {
 		t.Fatal("no hostPath volume for /opt/cni/bin")
 	}
+	cmData, err := os.ReadFile(filepath.Join(root, "deployments", "configmap.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(cmData), `"metricsBindAddress": "127.0.0.1"`) {
+		t.Error("the shipped config does not bind metrics to loopback")
+	}
 	for _, c := range ds.Spec.Template.Spec.Containers {
-		if len(c.Ports) > 0 {
-			t.Errorf("container %s exposes ports %v", c.Name, c.Ports)
+		for _, p := range c.Ports {
+			if p.Name != "metrics" {
+				t.Errorf("container %s exposes port %v", c.Name, p)
+			}
 		}
 		for _, m := range c.VolumeMounts {
 			if m.Name == binVolume && !m.ReadOnly {

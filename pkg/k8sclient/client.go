@@ -96,6 +96,11 @@ func (c *Client) onPodUpdate(oldObj, newObj interface{}) {
 	(*fn)(podref.Ref{Namespace: n.Namespace, Name: n.Name, UID: string(n.UID)})
 }
 
+// routeKlog makes client-go's klog output go through plexusd's slog
+// handler (its level, format, file and rotation), tagged
+// component=client-go.
+func routeKlog(log *slog.Logger) { klog.SetSlogLogger(log.With("component", "client-go")) }
+
 // RESTConfig returns the in-cluster config or the kubeconfig's.
 func RESTConfig(kubeconfig string) (*rest.Config, error) {
 	if kubeconfig == "" {
@@ -114,9 +119,7 @@ func New(opts Options, log *slog.Logger) (*Client, error) {
 		return nil, fmt.Errorf("kubernetes client config: %w", err)
 	}
 	base.UserAgent = "plexusd/" + opts.NodeName
-	// client-go and klog log through plexusd's handler (level, format,
-	// file rotation), tagged as such.
-	klog.SetSlogLogger(log.With("component", "client-go"))
+	routeKlog(log)
 	if opts.Metrics != nil {
 		registerClientMetrics(opts.Metrics)
 	}
