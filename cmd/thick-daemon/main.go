@@ -94,7 +94,7 @@ func run() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := daemon.Run(ctx, cfg, daemon.Flags{Kubeconfig: *kubeconfig, NodeName: *nodeName, CNIConfFile: confFile}, log); err != nil {
+	if err := daemon.Run(ctx, cfg, daemon.Flags{Kubeconfig: *kubeconfig, NodeName: *nodeName, CNIConfFile: confFile, DaemonSet: os.Getenv("PLEXUS_DAEMONSET")}, log); err != nil {
 		log.Error("plexusd failed", "err", err)
 		return 1
 	}

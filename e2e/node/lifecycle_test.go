@@ -175,9 +175,13 @@ func testUpgrade(t *testing.T, n *Node) {
 	fresh := n.waitPlexusReady(t, string(oldDaemon.UID), 2*time.Minute)
 	rolled := churn()
 	// R15: no ADD may fail because of the roll (the shim retries its
-	// connection while the daemon is replaced).
+	// connection while the daemon is replaced), and none may start with
+	// the primary network alone (the generated config stays on a roll).
 	for _, name := range rolled {
-		n.WaitRunning(t, ns, name, 90*time.Second)
+		p := n.WaitRunning(t, ns, name, 90*time.Second)
+		if links := Links(t, n.SandboxOf(t, p).NetNS); strings.Join(keys(links), ",") != "eth0,net1" {
+			t.Errorf("%s started during the roll with %v, want eth0,net1", name, keys(links))
+		}
 	}
 	if ev := n.failedSandboxEvents(t, ns); len(ev) > 0 {
 		t.Errorf("%d of %d pods created during the roll had failed sandbox creations: %v", len(ev), len(rolled), ev)
@@ -267,8 +271,10 @@ func (n *Node) uninstallPod(image string) *corev1.Pod {
 
 // testUninstall follows docs/quickstart.md: pods with secondary networks
 // deleted first (every attachment record must then be gone), the
-// DaemonSet deleted (the generated config stays), `plexusd --uninstall`
-// run on the node (it goes), and pods get the primary alone again.
+// DaemonSet deleted: plexusd, seeing its DaemonSet gone, removes the
+// generated config as it stops, and pods get the primary alone again.
+// `plexusd --uninstall` (for a plexusd that could not: killed, or no API)
+// then finds nothing to remove.
 func testUninstall(t *testing.T, n *Node) {
 	ctx := context.Background()
 	nss, err := n.Kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
@@ -310,6 +316,7 @@ func testUninstall(t *testing.T, n *Node) {
 	if p, err := n.plexusPod(ctx); err == nil {
 		n.keepPlexusLog(p)
 	}
+	deleted := time.Now()
 	if _, err := n.Kubectl(ctx, nil, "delete", "-f", n.deployFile("daemonset.yaml"), "--wait=true", "--timeout=2m"); err != nil {
 		t.Fatal(err)
 	}
@@ -324,9 +331,10 @@ func testUninstall(t *testing.T, n *Node) {
 	}); err != nil {
 		t.Fatalf("plexusd pod not gone: %v", err)
 	}
-	if !fileExists(n.generatedPath()) {
-		t.Fatalf("%s removed when plexusd stopped; it must stay until --uninstall", n.generatedPath())
+	if fileExists(n.generatedPath()) {
+		t.Fatalf("%s still there after the DaemonSet was deleted: the node would refuse pods", n.generatedPath())
 	}
+	t.Logf("DaemonSet deleted → plexusd gone and %s removed in %s", filepath.Base(n.generatedPath()), time.Since(deleted).Round(time.Millisecond))
 	p, err := n.Kube.CoreV1().Pods("kube-system").Create(ctx, n.uninstallPod(image), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)

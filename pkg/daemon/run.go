@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/plexus-cni/plexus/pkg/atomicfile"
@@ -37,6 +38,11 @@ type Flags struct {
 	// CNIConfFile is the generated CNI config's name; "" is
 	// 00-plexus.conflist (run as multus-daemon: 00-multus.conf).
 	CNIConfFile string
+	// DaemonSet is "namespace/name" of the DaemonSet that runs plexusd
+	// (env PLEXUS_DAEMONSET): when plexusd stops because it is being
+	// deleted, not rolled, it removes the generated CNI config so the node
+	// falls back to its primary network. "": never removed on exit.
+	DaemonSet string
 }
 
 // Run serves until ctx ends.
@@ -130,7 +136,39 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownGrace)
 	defer cancel()
 	log.Info("plexusd shutting down")
-	return srv.Shutdown(sctx)
+	err = srv.Shutdown(sctx)
+	if mux.cniconf != nil {
+		uninstallIfDeleted(sctx, cfg, flags, src, log)
+	}
+	return err
+}
+
+// uninstallIfDeleted removes the generated CNI config when plexusd stops
+// because its DaemonSet is deleted (the node then starts pods on its
+// primary network alone), and keeps it on a roll, a restart or a crash
+// (pods wait for the next plexusd rather than start without their
+// networks). The DaemonSet is asked for with one GET.
+func uninstallIfDeleted(ctx context.Context, cfg config.Config, flags Flags, src Source, log *slog.Logger) {
+	ns, name, ok := strings.Cut(flags.DaemonSet, "/")
+	asker, isKube := src.(interface {
+		DaemonSetGone(ctx context.Context, namespace, name string) (bool, error)
+	})
+	if !ok || !isKube {
+		return
+	}
+	gone, err := asker.DaemonSetGone(ctx, ns, name)
+	switch {
+	case err != nil:
+		log.Warn("cannot tell whether the DaemonSet is being deleted: keeping the generated CNI config", "daemonset", flags.DaemonSet, "err", err)
+	case !gone:
+		log.Info("DaemonSet still there (roll or restart): keeping the generated CNI config", "daemonset", flags.DaemonSet)
+	default:
+		if err := cniconf.Uninstall(cfg.CNIConfigDir, flags.CNIConfFile); err != nil {
+			log.Error("DaemonSet deleted, but the generated CNI config could not be removed", "err", err)
+			return
+		}
+		log.Info("DaemonSet deleted: generated CNI config removed; new pods get the primary network alone", "daemonset", flags.DaemonSet)
+	}
 }
 
 // startCNIConf keeps the generated CNI config in cniConfigDir. The paths

@@ -96,6 +96,23 @@ func (c *Client) onPodUpdate(oldObj, newObj interface{}) {
 	(*fn)(podref.Ref{Namespace: n.Namespace, Name: n.Name, UID: string(n.UID)})
 }
 
+// DaemonSetGone reports whether the DaemonSet namespace/name is deleted or
+// being deleted (an uninstall), as opposed to rolled or restarted. Any
+// doubt (the API unreachable, the answer forbidden) is false: the caller
+// then keeps what it would have removed.
+func (c *Client) DaemonSetGone(ctx context.Context, namespace, name string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, liveGetTimeout)
+	defer cancel()
+	ds, err := c.kube.AppsV1().DaemonSets(namespace).Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return true, nil
+	case err != nil:
+		return false, err
+	}
+	return ds.DeletionTimestamp != nil, nil
+}
+
 // routeKlog makes client-go's klog output go through plexusd's slog
 // handler (its level, format, file and rotation), tagged
 // component=client-go.
