@@ -53,19 +53,29 @@ testbins:
 kube-bins:
 	KUBE_VERSION=$(KUBE_VERSION) TARGETS="kube-apiserver kubectl" hack/kube-build.sh
 
-# The container image (bin/plexus-image.tar: OCI layout + docker-archive,
-# with the entry points Multus thick's manifest calls, so that swapping
-# its image for this one is the whole switch: docs/migrate-from-multus.md),
-# for `ctr -n k8s.io images import`, `docker load`, `podman load`), built
-# without a Docker engine from the static binaries of `make build`. The
-# Dockerfile builds the same image for those who have Docker.
-TAG         ?= dev
-IMAGE       ?= plexus:$(TAG)
-IMAGE_TAR   ?= $(BIN)/plexus-image.tar
-image: build
-	$(GO) run ./hack/ociimage -o $(IMAGE_TAR) -name $(IMAGE) -entrypoint /usr/bin/plexusd \
+# The container image (bin/plexus-image.tar): an OCI image index for
+# IMAGE_PLATFORMS, built with go-containerregistry (hack/image) from static
+# binaries cross-compiled into bin/linux_<arch>/, without a Docker engine;
+# an OCI layout plus a docker-archive manifest.json for this machine's
+# platform, for `ctr -n k8s.io images import`, `docker load`, `podman
+# load`. It carries the entry points Multus thick's manifest calls, so that
+# swapping its image for this one is the whole switch
+# (docs/migrate-from-multus.md). The Dockerfile builds the same image for
+# those who have Docker (docker buildx --platform linux/amd64,linux/arm64).
+TAG             ?= dev
+IMAGE           ?= plexus:$(TAG)
+IMAGE_TAR       ?= $(BIN)/plexus-image.tar
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
+image:
+	@set -e; for p in $$(echo $(IMAGE_PLATFORMS) | tr , ' '); do arch=$${p#linux/}; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/linux_$$arch/plexus ./cmd/thin-plugin; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/linux_$$arch/plexusd ./cmd/thick-daemon; \
+	done
+	$(GO) run ./hack/image -o $(IMAGE_TAR) -name $(IMAGE) -platforms $(IMAGE_PLATFORMS) -entrypoint /usr/bin/plexusd \
 		-label org.opencontainers.image.version=$(VERSION) \
-		-add $(BIN)/plexus:/usr/bin/plexus -add $(BIN)/plexusd:/usr/bin/plexusd \
+		-label org.opencontainers.image.source=https://github.com/plexus-cni/plexus \
+		-label org.opencontainers.image.title=plexus \
+		-add '$(BIN)/linux_{arch}/plexus:/usr/bin/plexus' -add '$(BIN)/linux_{arch}/plexusd:/usr/bin/plexusd' \
 		-link /usr/src/multus-cni/bin/multus-daemon=/usr/bin/plexusd \
 		-link /usr/src/multus-cni/bin/install_multus=/usr/bin/plexusd \
 		-link /usr/src/multus-cni/bin/multus-shim=/usr/bin/plexus

@@ -493,9 +493,9 @@ func (n *Node) buildPause(ctx context.Context) error {
 	return n.BuildImage(ctx, n.p("images", "pause.tar"), pauseImage, "/pause", "65535:65535", nil, bin+":/pause")
 }
 
-// BuildImage runs hack/ociimage.
+// BuildImage runs hack/image (this machine's platform).
 func (n *Node) BuildImage(ctx context.Context, out, name, entrypoint, user string, labels []string, adds ...string) error {
-	args := []string{"run", "./hack/ociimage", "-o", out, "-name", name}
+	args := []string{"run", "./hack/image", "-o", out, "-name", name}
 	if entrypoint != "" {
 		args = append(args, "-entrypoint", entrypoint)
 	}
@@ -511,12 +511,12 @@ func (n *Node) BuildImage(ctx context.Context, out, name, entrypoint, user strin
 	cmd := exec.CommandContext(ctx, goBin(), args...)
 	cmd.Dir = n.Repo
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("ociimage: %w: %s", err, out)
+		return fmt.Errorf("hack/image: %w: %s", err, out)
 	}
 	return nil
 }
 
-// BuildAndImport builds an image from files (hack/ociimage) under
+// BuildAndImport builds an image from files (hack/image) under
 // images/<file> and imports it into the node's containerd.
 func (n *Node) BuildAndImport(t *testing.T, file, name, entrypoint string, adds ...string) {
 	t.Helper()
