@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -83,6 +84,9 @@ type Node struct {
 	// ignoreRuntimeCache: runtime cache entries (by name prefix) that
 	// leftovers does not count.
 	ignoreRuntimeCache string
+	// The Helm chart's render Plexus is installed from (deployFile).
+	renderOnce sync.Once
+	renderErr  error
 }
 
 type latency struct {

@@ -19,6 +19,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/plexus-cni/plexus/internal/chart"
 	"github.com/plexus-cni/plexus/internal/testutil"
 )
 
@@ -122,7 +123,18 @@ func (n *Node) dumpOnFailure(t *testing.T, phase string) {
 }
 
 // deployDir is the repo's deployments/.
-func (n *Node) deployFile(name string) string { return filepath.Join(n.Repo, "deployments", name) }
+// deployFile is one file of the Helm chart's default render (`helm
+// template plexus -n kube-system`, made with Helm's library): Plexus is
+// installed on the node from the chart. (e2e's TestHelmChart... checks the
+// render equals the plain manifests in deployments/.)
+func (n *Node) deployFile(name string) string {
+	dir := n.p("helm-render")
+	n.renderOnce.Do(func() { n.renderErr = chart.WriteRender(filepath.Join(n.Repo, chart.Dir), "kube-system", nil, dir) })
+	if n.renderErr != nil {
+		panic(fmt.Sprintf("render the Helm chart: %v", n.renderErr))
+	}
+	return filepath.Join(dir, name)
+}
 
 // testConfig is the shipped plexusd.json with the paths of this node. The
 // shipped values are checked first, so a change of configmap.yaml fails

@@ -150,6 +150,11 @@ func (o *wireLogOptions) fields() map[string]any {
 	}
 }
 
+// Keys lists every key Parse accepts, nested ones dotted
+// ("logOptions.maxSize"), sorted (the Helm chart's values are checked
+// against it).
+func Keys() []string { return acceptedKeys() }
+
 // acceptedKeys lists every key Parse accepts, nested ones dotted
 // ("logOptions.maxSize"), sorted.
 func acceptedKeys() []string {
