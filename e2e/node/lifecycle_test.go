@@ -15,6 +15,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/plexus-cni/plexus/internal/testutil"
 )
@@ -189,6 +190,23 @@ func testUpgrade(t *testing.T, n *Node) {
 	t.Logf("%d pods created during the roll, none failed", len(rolled))
 	if img := fresh.Spec.Containers[0].Image; img != image {
 		t.Errorf("plexusd pod %s runs %s, want %s", fresh.Name, img, image)
+	}
+	// The running daemon's version (plexusd --version's) and the image's
+	// version label agree.
+	if err := testutil.WaitFor(ctx, 30*time.Second, func() (bool, string) {
+		files, _ := filepath.Glob(filepath.Join(n.podLogs(), "kube-system_"+fresh.Name+"_*", "plexusd", "*.log"))
+		for _, f := range files {
+			if b, _ := os.ReadFile(f); strings.Contains(string(b), `"version":"e2e-upgrade"`) {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("no version e2e-upgrade in the plexusd log %v", files)
+	}); err != nil {
+		t.Error(err)
+	}
+	st, err := runtimeapi.NewImageServiceClient(n.criConn).ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: image}, Verbose: true})
+	if err != nil || !strings.Contains(st.GetInfo()["info"], `"org.opencontainers.image.version":"e2e-upgrade"`) {
+		t.Errorf("image %s: version label not e2e-upgrade: %v %.300s", image, err, st.GetInfo()["info"])
 	}
 	t.Logf("rolled to %s in %s (image build + import + rollout)", image, time.Since(start).Round(time.Millisecond))
 	after := Links(t, oldSB.NetNS)

@@ -125,7 +125,7 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 	if cfg.CNIConfigDir != "" {
 		mux.cniconf = startCNIConf(ctx, cfg, flags.CNIConfFile, events, log)
 	}
-	log.Info("plexusd serving", "socket", cfg.SocketPath(), "clusterNetwork", cfg.ClusterNetwork, "manifestsDir", cfg.ManifestsDir, "node", flags.NodeName)
+	log.Info("plexusd serving", "version", buildinfo.Version, "socket", cfg.SocketPath(), "clusterNetwork", cfg.ClusterNetwork, "manifestsDir", cfg.ManifestsDir, "node", flags.NodeName)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	select {
