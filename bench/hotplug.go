@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/containernetworking/plugins/pkg/testutils"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -54,12 +53,9 @@ func (b *bench) hotplugPhase(ctx context.Context, background, probes, repeats in
 		if p.uid, err = b.createPod(ctx, hotplugNode, benchNS, p.name, nil); err != nil {
 			return nil, err
 		}
-		n, err := testutils.NewNS()
-		if err != nil {
+		if bg[i], err = b.newSandbox(p, "hpbg"); err != nil {
 			return nil, err
 		}
-		b.seq++
-		bg[i] = &sandbox{pod: p, cid: fmt.Sprintf("hpbg%08d%s", b.seq, strings.Repeat("0", 52)), netns: n}
 	}
 	b.track(bg)
 	defer b.release(bg)

@@ -61,12 +61,11 @@ func (b *bench) runPhase(m mode, d *daemonProc, conc, nets, rep int, pods []podI
 	ph := &phase{Mode: m, Concurrency: conc, Networks: nets, Repeat: rep}
 	sbs := make([]*sandbox, len(pods))
 	for i, p := range pods {
-		n, err := testutils.NewNS()
+		s, err := b.newSandbox(p, "bench")
 		if err != nil {
 			return nil, err
 		}
-		b.seq++
-		sbs[i] = &sandbox{pod: p, cid: fmt.Sprintf("bench%08d%s", b.seq, strings.Repeat("0", 51)), netns: n}
+		sbs[i] = s
 	}
 	b.track(sbs)
 	defer b.release(sbs)
@@ -111,6 +110,18 @@ func (b *bench) runPhase(m mode, d *daemonProc, conc, nets, rep int, pods []podI
 	}
 	ph.Leaks = b.leaks(d)
 	return ph, nil
+}
+
+// newSandbox gives pod a fresh netns and a unique 64-character container
+// ID starting with prefix.
+func (b *bench) newSandbox(p podInfo, prefix string) (*sandbox, error) {
+	n, err := testutils.NewNS()
+	if err != nil {
+		return nil, err
+	}
+	b.seq++
+	id := fmt.Sprintf("%s%08d", prefix, b.seq)
+	return &sandbox{pod: p, cid: id + strings.Repeat("0", 64-len(id)), netns: n}, nil
 }
 
 func firstErrors(errs []error) []string {

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -85,15 +87,7 @@ func TestHelmChartRendersThePlainManifests(t *testing.T) {
 		rendered.WriteString(files[f] + "\n---\n")
 	}
 	got, want := objects(t, "render", rendered.String()), objects(t, "deployments", plain.String())
-	var gotKeys, wantKeys []string
-	for k := range got {
-		gotKeys = append(gotKeys, k)
-	}
-	for k := range want {
-		wantKeys = append(wantKeys, k)
-	}
-	sort.Strings(gotKeys)
-	sort.Strings(wantKeys)
+	gotKeys, wantKeys := slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want))
 	if !reflect.DeepEqual(gotKeys, wantKeys) {
 		t.Fatalf("render has %v, deployments/ has %v", gotKeys, wantKeys)
 	}

@@ -212,24 +212,11 @@ func (e *env) apiStatus(p *pod) []nadv1.NetworkStatus {
 	return st
 }
 
-// events returns "reason: message" for the pod's Events, waiting up to 5 s
-// for at least one with reason.
+// waitEvent waits up to 5 s for an Event of the pod with reason and
+// returns "type reason: message".
 func (e *env) waitEvent(p *pod, reason string) string {
 	e.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		list, err := e.kube.kube.CoreV1().Events(p.ns).List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.name=" + p.name})
-		if err == nil {
-			for _, ev := range list.Items {
-				if ev.Reason == reason {
-					return ev.Type + " " + ev.Reason + ": " + ev.Message
-				}
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	e.t.Errorf("no %s event for %s/%s", reason, p.ns, p.name)
-	return ""
+	return e.waitEventWith(p, reason, "")
 }
 
 func clusterNADConfig(ipamDir string) string {

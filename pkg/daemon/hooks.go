@@ -12,6 +12,9 @@ import (
 // device-info files; Release removes those files (DEL, undo).
 type Devices interface {
 	Stage(ctx context.Context, pod *podref.Pod, t delegate.Target, specs []delegate.Spec) ([]delegate.Spec, error)
+	// StageMore is Stage for attachments hot-plugged into a running pod
+	// whose attachments are current: their devices are not handed out.
+	StageMore(ctx context.Context, pod *podref.Pod, t delegate.Target, current, add []delegate.Spec) ([]delegate.Spec, error)
 	Release(ctx context.Context, t delegate.Target, specs []delegate.Spec) error
 	// ReleaseSandbox removes every device-info file of the sandbox, for a
 	// DEL whose record does not name them.

@@ -237,8 +237,6 @@ type hpass struct {
 	rec    *store.Record
 	target delegate.Target
 	log    *slog.Logger
-	// stale: the record changed since its network-status was written.
-	stale bool
 }
 
 func (h *hotplugger) pass(ctx context.Context, id string) error {
@@ -351,8 +349,8 @@ func (p *hpass) plan(ctx context.Context, pod *podref.Pod) (netselect.Change, er
 		}
 		return netselect.Change{}, &permanentError{err}
 	}
-	if devices.NeedsDevices(ch.Add) {
-		staged, err := p.stageDevices(ctx, pod, ch.Add)
+	if devices.NeedsDevices(ch.Add) && m.devices != nil {
+		staged, err := m.devices.StageMore(ctx, pod, p.target, p.rec.Attachments, ch.Add)
 		if err != nil {
 			err = fmt.Errorf("hot-plug: %w", err)
 			p.fail(pod, "AddFailed", err)
@@ -361,18 +359,6 @@ func (p *hpass) plan(ctx context.Context, pod *podref.Pod) (netselect.Change, er
 		ch.Add = staged
 	}
 	return ch, nil
-}
-
-func (p *hpass) stageDevices(ctx context.Context, pod *podref.Pod, add []delegate.Spec) ([]delegate.Spec, error) {
-	type stager interface {
-		StageMore(ctx context.Context, pod *podref.Pod, t delegate.Target, current, add []delegate.Spec) ([]delegate.Spec, error)
-	}
-	st, ok := p.h.m.devices.(stager)
-	if !ok {
-		i := slices.IndexFunc(add, func(s delegate.Spec) bool { return s.ResourceName != "" })
-		return nil, fmt.Errorf("network %q (%s): resource %q: device networks cannot be hot-plugged without the kubelet's PodResources API", add[i].Network, add[i].IfName, add[i].ResourceName)
-	}
-	return st.StageMore(ctx, pod, p.target, p.rec.Attachments, add)
 }
 
 // fail logs and records a Warning Event on the pod.
@@ -418,7 +404,6 @@ func (p *hpass) drop(ctx context.Context, i int) error {
 		}
 	}
 	p.rec.Attachments = slices.Delete(p.rec.Attachments, i, i+1)
-	p.stale = true
 	p.rec.StatusStale = true
 	if err := m.store.Save(p.rec); err != nil {
 		return fmt.Errorf("save attachment record: %w", err)
@@ -494,7 +479,7 @@ func (p *hpass) rollback(ctx context.Context, added []delegate.Outcome) error {
 // added attachments are committed (their marks cleared). Without change
 // since the last write it does nothing.
 func (p *hpass) writeStatus(ctx context.Context, pod *podref.Pod, added []delegate.Outcome) error {
-	if !p.stale && !p.rec.StatusStale && len(added) == 0 {
+	if !p.rec.StatusStale && len(added) == 0 {
 		return nil
 	}
 	var old []nadv1.NetworkStatus
@@ -531,7 +516,7 @@ func (p *hpass) writeStatus(ctx context.Context, pod *podref.Pod, added []delega
 			p.rec.Attachments[i].Hotplug = ""
 		}
 	}
-	p.rec.Status, p.rec.StatusStale, p.stale = status, false, false
+	p.rec.Status, p.rec.StatusStale = status, false
 	if err := p.h.m.store.Commit(p.rec); err != nil {
 		return fmt.Errorf("save attachment record: %w", err)
 	}
