@@ -52,6 +52,9 @@ type daemonProc struct {
 	cniDir string
 	log    string
 	pprof  string // root-only pprof socket
+	// metricsPort is set when the daemon serves metrics (its ADD steps
+	// are read from them).
+	metricsPort int
 }
 
 type bench struct {
@@ -140,6 +143,9 @@ func (b *bench) annotation(nets int) string {
 
 func (b *bench) daemonConfig(name string, extra map[string]interface{}) (*daemonProc, string, error) {
 	d := &daemonProc{socket: filepath.Join(b.dir, name, "run", "plexus.sock"), cniDir: filepath.Join(b.dir, name, "cni"), log: filepath.Join(b.dir, name, "plexusd.log"), pprof: filepath.Join(b.dir, name, "pprof.sock")}
+	if p, ok := extra["metricsPort"].(int); ok {
+		d.metricsPort = p
+	}
 	cfg := map[string]interface{}{
 		"clusterNetwork": "cluster-net", "multusNamespace": plexusNS,
 		"binDir": b.plugins, "cniDir": d.cniDir, "socketDir": filepath.Dir(d.socket),
@@ -258,7 +264,9 @@ func (b *bench) startAPI() error {
 			pods[i].uid = uid
 		}
 	}
-	d, cfgPath, err := b.daemonConfig("api", nil)
+	// Metrics on: the ADD step breakdown of the API mode (their cost is
+	// measured by the manifest pair).
+	d, cfgPath, err := b.daemonConfig("api", map[string]interface{}{"metricsPort": 9093})
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +38,8 @@ type phase struct {
 	APIPerAdd   map[string]float64 `json:",omitempty"` // requests per ADD by "VERB resource"
 	APIPerDel   map[string]float64 `json:",omitempty"`
 	FirstErrors []string           `json:",omitempty"`
+	// StepsMS is the mean time of each ADD step (daemons with metrics).
+	StepsMS map[string]float64 `json:",omitempty"`
 }
 
 func stats(lat []time.Duration, wall time.Duration, errs []error) opStats {
@@ -88,8 +91,15 @@ func (b *bench) runPhase(m mode, d *daemonProc, conc, nets, rep int, pods []podI
 	if m == modeAPI {
 		api0 = b.apiRequests()
 	}
+	var steps0 map[string][2]float64
+	if d != nil && d.metricsPort != 0 {
+		steps0 = scrapeSteps(d.metricsPort)
+	}
 	lat, wall, errs := runConc(conc, sbs, op(true))
 	ph.Add = stats(lat, wall, errs)
+	if steps0 != nil {
+		ph.StepsMS = stepMeans(scrapeSteps(d.metricsPort), steps0)
+	}
 	ph.FirstErrors = firstErrors(errs)
 	var api1 map[string]float64
 	if d != nil {
@@ -201,6 +211,55 @@ func (b *bench) apiRequests() map[string]float64 {
 	out, err := b.cluster.RequestCounts(context.Background())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
+	}
+	return out
+}
+
+// scrapeSteps reads plexus_add_step_duration_seconds from the daemon's
+// metrics: step → {sum seconds, count}.
+func scrapeSteps(port int) map[string][2]float64 {
+	out := map[string][2]float64{}
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: scrape:", err)
+		return out
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, "plexus_add_step_duration_seconds_")
+		if !ok {
+			continue
+		}
+		kind, rest, _ := strings.Cut(rest, "{step=\"")
+		step, val, _ := strings.Cut(rest, "\"} ")
+		v, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			continue
+		}
+		e := out[step]
+		switch kind {
+		case "sum":
+			e[0] = v
+		case "count":
+			e[1] = v
+		default:
+			continue
+		}
+		out[step] = e
+	}
+	return out
+}
+
+// stepMeans is each step's mean over the scrapes' difference, in ms.
+func stepMeans(after, before map[string][2]float64) map[string]float64 {
+	out := map[string]float64{}
+	for k, a := range after {
+		if n := a[1] - before[k][1]; n > 0 {
+			out[k] = (a[0] - before[k][0]) / n * 1000
+		}
 	}
 	return out
 }

@@ -37,8 +37,12 @@ type summaryRow struct {
 	DaemonRSSMB          float64
 	CPUPerOpMS           float64
 	APIPerAdd, APIPerDel map[string]float64
+	StepsMS              map[string]float64 `json:",omitempty"`
 	Leaks, Errors        int
 }
+
+// addStepOrder is the daemon's ADD steps, in order (pkg/daemon addSteps).
+var addStepOrder = []string{"lookup", "resolve", "reclaim", "devices", "save plan", "delegates", "routes", "verify", "status", "commit"}
 
 func (b *bench) runAll() (*report, error) {
 	r := &report{Date: time.Now().UTC().Format(time.RFC3339), Pods: b.o.pods, Repeats: b.o.repeats}
@@ -98,7 +102,7 @@ func (r *report) summarise(modes []mode, o options) {
 			for _, m := range modes {
 				row := summaryRow{Mode: m, Concurrency: conc, Networks: nets, APIPerAdd: map[string]float64{}, APIPerDel: map[string]float64{}}
 				var f [10][]float64
-				apiAdd, apiDel := map[string][]float64{}, map[string][]float64{}
+				apiAdd, apiDel, steps := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
 				for _, ph := range r.Phases {
 					if ph.Mode != m || ph.Concurrency != conc || ph.Networks != nets {
 						continue
@@ -115,6 +119,15 @@ func (r *report) summarise(modes []mode, o options) {
 					}
 					for k, v := range ph.APIPerDel {
 						apiDel[k] = append(apiDel[k], v)
+					}
+					for k, v := range ph.StepsMS {
+						steps[k] = append(steps[k], v)
+					}
+				}
+				if len(steps) > 0 {
+					row.StepsMS = map[string]float64{}
+					for k, v := range steps {
+						row.StepsMS[k] = median(v)
 					}
 				}
 				row.Add = opStats{P50: median(f[0]), P90: median(f[1]), P99: median(f[2]), Max: median(f[3]), OpsPerSec: median(f[4])}
@@ -172,6 +185,27 @@ func (r *report) markdown() string {
 	if len(onOff) > 0 {
 		b.WriteString("\n### Metrics on vs off (plexus-manifest-metrics / plexus-manifest, same run, interleaved)\n\n| conc | nets | ADD p50 | ADD ops/s | DEL p50 | DEL ops/s | RSS MiB on / off |\n|---|---|---|---|---|---|---|\n")
 		b.WriteString(strings.Join(onOff, "\n") + "\n")
+	}
+	var stepRows []string
+	for _, s := range r.Summary {
+		if len(s.StepsMS) == 0 {
+			continue
+		}
+		row := fmt.Sprintf("| %s | %d | %d |", s.Mode, s.Concurrency, s.Networks)
+		outside := 0.0
+		for _, st := range addStepOrder {
+			row += fmt.Sprintf(" %.2f |", s.StepsMS[st])
+			if st != "delegates" {
+				outside += s.StepsMS[st]
+			}
+		}
+		stepRows = append(stepRows, row+fmt.Sprintf(" %.2f | %.2f |", outside, s.Add.P50-outside-s.StepsMS["delegates"]))
+	}
+	if len(stepRows) > 0 {
+		b.WriteString("\n### Where an ADD's time goes (daemons with metrics: mean ms per step, medians of the repeats)\n\n")
+		b.WriteString("| mode | conc | nets | " + strings.Join(addStepOrder, " | ") + " | steps besides delegates | ADD p50 − steps (shim, socket, queue) |\n")
+		b.WriteString("|---|---|---|" + strings.Repeat("---|", len(addStepOrder)+2) + "\n")
+		b.WriteString(strings.Join(stepRows, "\n") + "\n")
 	}
 	fmt.Fprintf(&b, "\nShim: %.1f MiB; exec with no daemon work (VERSION): %.2f ms wall, %.2f ms CPU (median of 200).\n", r.ShimSizeMB, r.ShimWallMS, r.ShimCPUMS)
 	var api []string

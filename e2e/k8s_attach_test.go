@@ -190,7 +190,7 @@ func TestK8sPodRecreatedSameName(t *testing.T) {
 	if n := len(e.links(old)); n != 1 {
 		t.Errorf("old sandbox has %d interfaces", n)
 	}
-	if st := e.apiStatus(fresh); st != nil {
+	if st := e.apiStatusNow(fresh); st != nil {
 		t.Errorf("the new pod got a status from the old sandbox: %+v", st)
 	}
 	e.mustAdd(fresh)

@@ -142,6 +142,8 @@ func TestK8sMetrics(t *testing.T) {
 		{"plexus_delegate_duration_seconds", map[string]string{"network": k.ns + "/bad", "plugin": "recorder", "verb": "ADD", "outcome": "107"}, 1},
 		{"plexus_delegate_duration_seconds", map[string]string{"network": mv1, "verb": "DEL", "outcome": "ok"}, 4}, // the rollback's and 3 DELs
 		{"plexus_delegate_duration_seconds", map[string]string{"network": k.ns + "/cluster-net", "plugin": "bridge", "verb": "ADD"}, 4},
+		{"plexus_add_step_duration_seconds", map[string]string{"step": "delegates"}, 4}, // the failing ADD's too
+		{"plexus_add_step_duration_seconds", map[string]string{"step": "commit"}, 3},
 		{"plexus_rollbacks_total", map[string]string{"outcome": "complete"}, 1},
 		{"plexus_rollbacks_total", map[string]string{"outcome": "incomplete"}, 0},
 		{"plexus_queue_wait_seconds", nil, 8},
@@ -162,6 +164,9 @@ func TestK8sMetrics(t *testing.T) {
 		if value(after, "plexus_informer_synced", map[string]string{"informer": inf}) != 1 {
 			t.Errorf("informer %s not reported synced", inf)
 		}
+	}
+	if v, ok := after["plexus_status_writes_pending"]; !ok || value(after, "plexus_status_writes_pending", nil) != 0 {
+		t.Errorf("plexus_status_writes_pending: %v (exported %v); want 0 once the statuses are written", value(after, "plexus_status_writes_pending", nil), v != nil)
 	}
 	if value(after, "plexus_build_info", nil) != 1 {
 		t.Error("no plexus_build_info")

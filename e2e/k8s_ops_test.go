@@ -10,13 +10,24 @@ import (
 	"time"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+
+	"github.com/plexus-cni/plexus/internal/testutil"
 )
 
-// API server down: an ADD fails with code 11 naming the cause and leaves
-// nothing (never a subset of the networks); DEL of an attached pod still
-// works from the attachment record.
+// API server down (reliability R2, both ways). A pod the API cannot be
+// asked about fails its ADD with code 11 and leaves nothing. A pod the
+// informer has: with statusWrite sync (Multus's way) the ADD fails the
+// same way, never leaving a subset of the networks; with async (the
+// default) it gets all its networks and its network-status lands once the
+// API server is back. DEL works throughout, from the attachment record.
 func TestK8sAPIServerDown(t *testing.T) {
-	e := newEnv(t, withKube(t))
+	t.Run("sync", func(t *testing.T) { apiServerDown(t, "sync") })
+	t.Run("async", func(t *testing.T) { apiServerDown(t, "async") })
+}
+
+func apiServerDown(t *testing.T, statusWrite string) {
+	t.Helper()
+	e := newEnv(t, withKube(t), withConfig("statusWrite", statusWrite))
 	k := e.kube
 	k.createNAD(t, k.ns, "mv1", macvlanConf("mv1", "1.0.0", "192.168.10.0/24", e.ipamDir))
 	up := e.createPod(k.ns, "up", map[string]string{nadv1.NetworkAttachmentAnnot: "mv1"})
@@ -25,25 +36,49 @@ func TestK8sAPIServerDown(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // "cached" is in the informer before the outage
 
 	k.c.StopAPIServer()
-	t.Cleanup(func() {
+	restarted := false
+	restart := func() {
+		if restarted {
+			return
+		}
+		restarted = true
 		if err := k.c.StartAPIServer(context.Background()); err != nil {
 			t.Errorf("restart kube-apiserver: %v", err)
 		}
-	})
+	}
+	t.Cleanup(restart)
 	uncached := e.newPod(k.ns, "uncached") // the API never saw it and cannot be asked
 	for _, p := range []*pod{cached, uncached} {
 		start := time.Now()
 		r := e.add(p)
 		took := time.Since(start)
 		t.Logf("ADD %s with the API server down: %s after %s", p.name, r, took.Round(time.Millisecond))
-		if r.err == nil || r.err.Code != 11 {
-			t.Errorf("ADD %s: %s; want code 11", p.name, r)
-		}
 		if took > 30*time.Second {
 			t.Errorf("ADD %s took %s: not bounded", p.name, took)
 		}
+		if p == cached && statusWrite == "async" {
+			if r.err != nil || len(e.links(p)) != 2 {
+				t.Errorf("ADD %s: %s, %d interfaces; want success with eth0 and net1", p.name, r, len(e.links(p)))
+			}
+			continue
+		}
+		if r.err == nil || r.err.Code != 11 {
+			t.Errorf("ADD %s: %s; want code 11", p.name, r)
+		}
 		if n := len(e.links(p)); n != 1 {
 			t.Errorf("pod %s has %d interfaces after a failed ADD", p.name, n)
+		}
+	}
+	if statusWrite == "async" {
+		restart()
+		start := time.Now()
+		testutil.Eventually(t, 45*time.Second, "cached's network-status after the API server is back", func() bool {
+			raw, err := k.rawStatus(cached)
+			return err == nil && raw != ""
+		})
+		t.Logf("network-status landed %s after the API server restarted", time.Since(start).Round(time.Millisecond))
+		if st := e.apiStatus(cached); len(st) != 2 || st[1].Interface != "net1" {
+			t.Errorf("network-status %+v", st)
 		}
 	}
 	e.mustDel(up)

@@ -195,13 +195,47 @@ func (e *env) createPodObject(ns, name string, annotations map[string]string) *p
 	return p
 }
 
+// apiStatus is the pod's network-status on the API object, waited for up
+// to 10 s: with statusWrite async (the default) it lands just after the
+// ADD answers.
 func (e *env) apiStatus(p *pod) []nadv1.NetworkStatus {
+	e.t.Helper()
+	var raw string
+	deadline := time.Now().Add(10 * time.Second)
+	for raw == "" && time.Now().Before(deadline) {
+		if raw = e.apiStatusRaw(p); raw == "" {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return e.decodeStatus(raw)
+}
+
+// rawStatus reads the pod's network-status; an API error is returned.
+func (k *kubeEnv) rawStatus(p *pod) (string, error) {
+	obj, err := k.kube.CoreV1().Pods(p.ns).Get(context.Background(), p.name, metav1.GetOptions{})
+	if err != nil {
+		return "", err
+	}
+	return obj.Annotations[nadv1.NetworkStatusAnnot], nil
+}
+
+// apiStatusNow is the network-status as the API object has it now.
+func (e *env) apiStatusNow(p *pod) []nadv1.NetworkStatus {
+	e.t.Helper()
+	return e.decodeStatus(e.apiStatusRaw(p))
+}
+
+func (e *env) apiStatusRaw(p *pod) string {
 	e.t.Helper()
 	obj, err := e.kube.kube.CoreV1().Pods(p.ns).Get(context.Background(), p.name, metav1.GetOptions{})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	raw := obj.Annotations[nadv1.NetworkStatusAnnot]
+	return obj.Annotations[nadv1.NetworkStatusAnnot]
+}
+
+func (e *env) decodeStatus(raw string) []nadv1.NetworkStatus {
+	e.t.Helper()
 	if raw == "" {
 		return nil
 	}

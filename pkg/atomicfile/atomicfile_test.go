@@ -134,3 +134,25 @@ func TestSweepTemp(t *testing.T) {
 		t.Errorf("missing dir: %d, %v", n, err)
 	}
 }
+
+func TestCreate(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "rec.json")
+	if err := Create(p, []byte("first"), 0o600); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if err := Create(p, []byte("second"), 0o600); !errors.Is(err, os.ErrExist) {
+		t.Fatalf("Create over an existing file: %v; want ErrExist", err)
+	}
+	got, err := os.ReadFile(p)
+	if err != nil || string(got) != "first" {
+		t.Fatalf("content = %q, %v; want the first write kept", got, err)
+	}
+	if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode: %v, %v", fi, err)
+	}
+	if m := testutil.TempFiles(t, dir); len(m) > 0 {
+		t.Fatalf("temp files left: %q", m)
+	}
+}

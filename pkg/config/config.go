@@ -76,6 +76,11 @@ type Config struct {
 	// annotation: attachments added and removed without a restart
 	// (docs/hotplug.md). Off by default, as in Multus.
 	Hotplug bool
+	// StatusWrite is when the network-status annotation is written with
+	// the Kubernetes source: StatusAsync (default) right after the ADD
+	// answers, retried until it lands; StatusSync before the ADD answers,
+	// the ADD failing and rolled back if it cannot (Multus's behaviour).
+	StatusWrite string
 	// HotplugConcurrency bounds the hot-plug changes applied at once (each
 	// holds one of the maxConcurrency worker slots).
 	HotplugConcurrency int
@@ -188,6 +193,12 @@ const (
 
 // Default returns the configuration with every default applied. Its
 // ClusterNetwork is empty, so it does not validate until that is set.
+// The statusWrite values.
+const (
+	StatusAsync = "async"
+	StatusSync  = "sync"
+)
+
 func Default() Config {
 	return Config{
 		DefaultNetworks:     []string{},
@@ -202,6 +213,7 @@ func Default() Config {
 		StatusDir:           "/run/plexus/status",
 		MaxConcurrency:      8,
 		HotplugConcurrency:  1,
+		StatusWrite:         StatusAsync,
 		MetricsBindAddress:  "127.0.0.1",
 		QueueSize:           256,
 		QueueTimeout:        30 * time.Second,
@@ -302,6 +314,9 @@ func (c Config) problems() []error {
 	add(checkAbsDir("statusDir", c.StatusDir))
 	add(checkOptionalAbs("readinessindicatorfile", c.ReadinessIndicatorFile))
 	add(checkOptionalAbs("manifestsDir", c.ManifestsDir))
+	if c.StatusWrite != StatusAsync && c.StatusWrite != StatusSync {
+		add(keyErrorf("statusWrite", "must be %q or %q, got %q", StatusAsync, StatusSync, c.StatusWrite))
+	}
 	if c.Hotplug && c.ManifestsDir != "" {
 		add(keyErrorf("hotplug", "needs the Kubernetes API as the source of pods; manifestsDir (%s) is set", c.ManifestsDir))
 	}

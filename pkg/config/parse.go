@@ -125,6 +125,9 @@ func (w *wire) resolve(base Config) (Config, []error) {
 	setBool(&c.WriteMultusCache, w.WriteMultusCache)
 	setBool(&c.Hotplug, w.Hotplug)
 	setInt(&c.HotplugConcurrency, w.HotplugConcurrency)
+	if w.StatusWrite != nil {
+		c.StatusWrite = strings.ToLower(strings.TrimSpace(*w.StatusWrite))
+	}
 	if w.PrimaryConfig != nil {
 		c.PrimaryConfig = *w.PrimaryConfig
 	}

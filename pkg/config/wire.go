@@ -66,6 +66,7 @@ type wire struct {
 	WriteMultusCache       *bool           `json:"writeMultusCache"`
 	Hotplug                *bool           `json:"hotplug"`
 	HotplugConcurrency     *int            `json:"hotplugConcurrency"`
+	StatusWrite            *string         `json:"statusWrite"`
 }
 
 // wireLogOptions is the Multus logOptions object.
@@ -138,6 +139,7 @@ func (w *wire) fields() map[string]any {
 		"writeMultusCache":       &w.WriteMultusCache,
 		"hotplug":                &w.Hotplug,
 		"hotplugConcurrency":     &w.HotplugConcurrency,
+		"statusWrite":            &w.StatusWrite,
 	}
 }
 

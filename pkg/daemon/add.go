@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 
@@ -105,7 +106,9 @@ func (m *Multiplexer) add(ctx context.Context, log *slog.Logger, req *api.Reques
 	op.ref, op.hasPod = args.podRef()
 	op.target = delegate.Target{ContainerID: req.ContainerID, Netns: req.Netns, CNIPath: req.Path}
 	for _, s := range m.addSteps() {
+		start := time.Now()
 		err := s.run(ctx, op)
+		m.metrics.AddStep(s.name, time.Since(start))
 		if errors.Is(err, errAddDone) {
 			return op.result, nil
 		}
@@ -116,6 +119,9 @@ func (m *Multiplexer) add(ctx context.Context, log *slog.Logger, req *api.Reques
 			m.warn(log.With("step", s.name), op.ref, op.hasPod, s.eventReason(err), err)
 			return nil, errors.Join(err, m.unwind(ctx, op))
 		}
+	}
+	if m.statusW != nil && op.rec != nil && op.rec.StatusPending {
+		m.statusW.enqueue(op.req.ContainerID) // runs once this ADD releases the sandbox
 	}
 	for _, o := range op.outcomes {
 		m.normal(log, op.ref, op.hasPod, o)
@@ -284,8 +290,14 @@ func (m *Multiplexer) statusStep(ctx context.Context, op *addOp) error {
 	}
 	// The API object's UID (a static pod's mirror's), as the lookup found it.
 	obj := op.ref
-	if op.pod.UID != "" {
+	if op.pod.UID != "" && op.pod.UID != op.ref.UID {
 		obj.UID = op.pod.UID
+		op.rec.StatusUID = op.pod.UID
+	}
+	if m.statusW != nil {
+		// statusWrite async: written once the ADD answers (see add).
+		op.rec.Status, op.rec.StatusPending = status, true
+		return nil
 	}
 	if err := m.src.WriteStatus(ctx, obj, status); err != nil {
 		return fmt.Errorf("write network-status: %w", err)

@@ -36,6 +36,8 @@ type fakeSource struct {
 	status   map[string][]byte
 	statusAt map[string]string // the UID each status was preconditioned on
 	failSt   bool
+	stErr    error // returned by WriteStatus when set
+	writes   int
 	clearedN int
 }
 
@@ -67,6 +69,10 @@ func (s *fakeSource) Pod(_ context.Context, ref podref.Ref, _ map[string]string)
 func (s *fakeSource) WriteStatus(_ context.Context, ref podref.Ref, st []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.writes++
+	if s.stErr != nil {
+		return s.stErr
+	}
 	if s.failSt {
 		return errors.New("fake status write failed")
 	}

@@ -516,7 +516,7 @@ func (p *hpass) writeStatus(ctx context.Context, pod *podref.Pod, added []delega
 			p.rec.Attachments[i].Hotplug = ""
 		}
 	}
-	p.rec.Status, p.rec.StatusStale = status, false
+	p.rec.Status, p.rec.StatusStale, p.rec.StatusPending = status, false, false
 	if err := p.h.m.store.Commit(p.rec); err != nil {
 		return fmt.Errorf("save attachment record: %w", err)
 	}

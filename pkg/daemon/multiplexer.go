@@ -47,6 +47,9 @@ type Multiplexer struct {
 	// hotplug, when on, is asked for a pass over each pod whose ADD
 	// finished (its annotation may have changed during the ADD).
 	hotplug *hotplugger
+	// statusW writes network-status after the ADD answers (statusWrite
+	// async, Kubernetes source); nil: written inside the ADD.
+	statusW *statusWriter
 	// metrics is nil when metrics are off.
 	metrics *metrics.Metrics
 	// gc is held shared by ADD/DEL/CHECK and exclusively by GC (CNI spec:

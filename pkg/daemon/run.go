@@ -104,6 +104,10 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 			return err
 		}
 	}
+	if cfg.StatusWrite == config.StatusAsync && cfg.ManifestsDir == "" {
+		mux.statusW = newStatusWriter(mux, srv.Locked, log)
+		mux.statusW.Run(ctx, statusWorkers)
+	}
 	if cfg.Hotplug {
 		watcher, ok := src.(networksWatcher)
 		if !ok {
@@ -115,7 +119,7 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 		log.Info("hot-plug on: running pods follow their networks annotation")
 	}
 	if met != nil {
-		registerGauges(met, srv, st, mux.hotplug)
+		registerGauges(met, srv, st, mux.hotplug, mux.statusW)
 		met.Serve(ctx, cfg.MetricsBindAddress, cfg.MetricsPort, log)
 	}
 	l, err := server.Listen(cfg.SocketPath(), []uint32{0}, log)
@@ -216,7 +220,10 @@ func replayed(cfg config.Config, met *metrics.Metrics, log *slog.Logger) {
 
 // registerGauges adds the gauges read at scrape time: the queue, the
 // records on disk, the hot-plug queue.
-func registerGauges(met *metrics.Metrics, srv *server.Server, st store.Store, hp *hotplugger) {
+// statusWorkers is how many asynchronous status writes run at once.
+const statusWorkers = 4
+
+func registerGauges(met *metrics.Metrics, srv *server.Server, st store.Store, hp *hotplugger, sw *statusWriter) {
 	met.Gauge("queue_waiting", "CNI requests waiting for a worker slot now.", func() float64 { return float64(srv.Stats().Waiting) })
 	met.Gauge("queue_running", "Operations holding a worker slot now (CNI requests and hot-plug changes).", func() float64 { return float64(srv.Stats().Running) })
 	met.LabeledGauge("records", "Attachment records on disk, by state: complete, incomplete (an ADD running or interrupted), unreadable.", "state",
@@ -236,6 +243,9 @@ func registerGauges(met *metrics.Metrics, srv *server.Server, st store.Store, hp
 			}
 			return out
 		})
+	if sw != nil {
+		met.Gauge("status_writes_pending", "Sandboxes whose ADD answered and whose network-status is not written yet (statusWrite async; retries after backoff included once due).", func() float64 { return float64(sw.pending()) })
+	}
 	if hp != nil {
 		met.Gauge("hotplug_queue_depth", "Pods waiting for a hot-plug pass (retries after backoff included once due).", func() float64 { return float64(hp.queue.Len()) })
 	}

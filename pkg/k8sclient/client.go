@@ -10,20 +10,16 @@ import (
 	"time"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
-	nadclient "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned"
-	nadinformers "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/informers/externalversions"
 	nadlisters "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/listers/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	k8stypes "k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
 	"github.com/plexus-cni/plexus/pkg/metrics"
@@ -52,8 +48,7 @@ type Options struct {
 type Client struct {
 	opts    Options
 	log     *slog.Logger
-	kube    kubernetes.Interface
-	nads    nadclient.Interface
+	api     apiCalls
 	pods    corelisters.PodLister
 	nadList nadlisters.NetworkAttachmentDefinitionLister
 	synced  []cache.InformerSynced
@@ -103,14 +98,11 @@ func (c *Client) onPodUpdate(oldObj, newObj interface{}) {
 func (c *Client) DaemonSetGone(ctx context.Context, namespace, name string) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, liveGetTimeout)
 	defer cancel()
-	ds, err := c.kube.AppsV1().DaemonSets(namespace).Get(ctx, name, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
+	deleting, err := c.api.daemonSetDeleting(ctx, namespace, name)
+	if apierrors.IsNotFound(err) {
 		return true, nil
-	case err != nil:
-		return false, err
 	}
-	return ds.DeletionTimestamp != nil, nil
+	return deleting, err
 }
 
 // routeKlog makes client-go's klog output go through plexusd's slog
@@ -140,54 +132,37 @@ func New(opts Options, log *slog.Logger) (*Client, error) {
 	if opts.Metrics != nil {
 		registerClientMetrics(opts.Metrics)
 	}
-	core := rest.CopyConfig(base)
-	core.QPS, core.Burst = opts.QPS, opts.Burst
-	core.ContentType = "application/vnd.kubernetes.protobuf"
-	core.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
-	kube, err := kubernetes.NewForConfig(core)
+	r, err := newRESTClients(base, opts)
 	if err != nil {
 		return nil, err
 	}
-	crd := rest.CopyConfig(base)
-	crd.QPS, crd.Burst = opts.QPS, opts.Burst
-	nads, err := nadclient.NewForConfig(crd)
-	if err != nil {
-		return nil, err
-	}
-	ev := rest.CopyConfig(core)
-	ev.QPS, ev.Burst = opts.EventQPS, int(opts.EventQPS*2)+1
-	evKube, err := kubernetes.NewForConfig(ev)
-	if err != nil {
-		return nil, err
-	}
-	return newWithClients(opts, log, kube, nads, evKube)
+	return newWithClients(opts, log, r, r.sources(opts.NodeName), restEventSink{r.events})
 }
 
 // newWithClients wires the informers, the lookups and the event sink to
-// the given clients (real ones from New, client-go's fakes in unit tests).
-func newWithClients(opts Options, log *slog.Logger, kube kubernetes.Interface, nads nadclient.Interface, evKube kubernetes.Interface) (*Client, error) {
-	c := &Client{opts: opts, log: log, kube: kube, nads: nads, deleted: newRecentUIDs(4096, 10*time.Minute)}
-	c.events = newEventSink(evKube, opts.NodeName, log)
+// the given API (REST clients from New, client-go's fakes in unit tests).
+func newWithClients(opts Options, log *slog.Logger, api apiCalls, src sources, events record.EventSink) (*Client, error) {
+	c := &Client{opts: opts, log: log, api: api, deleted: newRecentUIDs(4096, 10*time.Minute)}
+	c.events = newEventSink(events, opts.NodeName, log)
 
-	podFactory := informers.NewSharedInformerFactoryWithOptions(kube, 0,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", opts.NodeName).String()
-		}),
-		informers.WithTransform(trimPod))
-	podInf := podFactory.Core().V1().Pods()
-	if _, err := podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{UpdateFunc: c.onPodUpdate, DeleteFunc: c.onPodDelete}); err != nil {
+	podInf := cache.NewSharedIndexInformerWithOptions(src.pods, &corev1.Pod{}, cache.SharedIndexInformerOptions{
+		Indexers: cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}})
+	if err := podInf.SetTransform(trimPod); err != nil {
 		return nil, err
 	}
-	c.pods = podInf.Lister()
-	nadFactory := nadinformers.NewSharedInformerFactory(nads, 0)
-	nadInf := nadFactory.K8sCniCncfIo().V1().NetworkAttachmentDefinitions()
-	if err := nadInf.Informer().SetTransform(trimNAD); err != nil {
+	if _, err := podInf.AddEventHandler(cache.ResourceEventHandlerFuncs{UpdateFunc: c.onPodUpdate, DeleteFunc: c.onPodDelete}); err != nil {
 		return nil, err
 	}
-	c.nadList = nadInf.Lister()
-	c.synced = []cache.InformerSynced{podInf.Informer().HasSynced, nadInf.Informer().HasSynced}
+	c.pods = corelisters.NewPodLister(podInf.GetIndexer())
+	nadInf := cache.NewSharedIndexInformerWithOptions(src.nads, &nadv1.NetworkAttachmentDefinition{}, cache.SharedIndexInformerOptions{
+		Indexers: cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}})
+	if err := nadInf.SetTransform(trimNAD); err != nil {
+		return nil, err
+	}
+	c.nadList = nadlisters.NewNetworkAttachmentDefinitionLister(nadInf.GetIndexer())
+	c.synced = []cache.InformerSynced{podInf.HasSynced, nadInf.HasSynced}
 	if m := opts.Metrics; m != nil {
-		informers := map[string]cache.SharedIndexInformer{"pods": podInf.Informer(), "nads": nadInf.Informer()}
+		informers := map[string]cache.SharedIndexInformer{"pods": podInf, "nads": nadInf}
 		names := []string{"pods", "nads"}
 		m.LabeledGauge("informer_synced", "1 once the informer (pods of this node, NADs) has synced, else 0.", "informer", names, func() map[string]float64 {
 			out := map[string]float64{}
@@ -207,8 +182,8 @@ func newWithClients(opts Options, log *slog.Logger, kube kubernetes.Interface, n
 		})
 	}
 	c.start = func(ctx context.Context) {
-		podFactory.Start(ctx.Done())
-		nadFactory.Start(ctx.Done())
+		go podInf.RunWithContext(ctx)
+		go nadInf.RunWithContext(ctx)
 	}
 	return c, nil
 }

@@ -6,9 +6,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	k8stypes "k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/plexus-cni/plexus/pkg/podref"
@@ -18,20 +15,20 @@ import (
 // broadcaster (a bounded queue that drops when full, plus its spam filter),
 // on a client with its own rate limit: an ADD never waits on an Event.
 type eventSink struct {
-	kube        kubernetes.Interface
+	sink        record.EventSink
 	broadcaster record.EventBroadcaster
 	recorder    record.EventRecorder
 	log         *slog.Logger
 }
 
-func newEventSink(kube kubernetes.Interface, node string, log *slog.Logger) *eventSink {
+func newEventSink(sink record.EventSink, node string, log *slog.Logger) *eventSink {
 	b := record.NewBroadcaster()
-	return &eventSink{kube: kube, broadcaster: b, log: log,
-		recorder: b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "plexus", Host: node})}
+	return &eventSink{sink: sink, broadcaster: b, log: log,
+		recorder: b.NewRecorder(scheme, corev1.EventSource{Component: "plexus", Host: node})}
 }
 
 func (s *eventSink) start(ctx context.Context) {
-	s.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.kube.CoreV1().Events("")})
+	s.broadcaster.StartRecordingToSink(s.sink)
 	go func() {
 		<-ctx.Done()
 		s.broadcaster.Shutdown()

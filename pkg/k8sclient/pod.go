@@ -7,7 +7,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/plexus-cni/plexus/pkg/podref"
@@ -87,7 +86,7 @@ func isStatic(ann map[string]string) bool {
 func (c *Client) mirrorUID(ctx context.Context, ref podref.Ref) string {
 	gctx, cancel := context.WithTimeout(ctx, liveGetTimeout)
 	defer cancel()
-	p, err := c.kube.CoreV1().Pods(ref.Namespace).Get(gctx, ref.Name, metav1.GetOptions{})
+	p, err := c.api.getPod(gctx, ref.Namespace, ref.Name)
 	if err != nil || p.Annotations[mirrorAnnotation] != ref.UID {
 		return ref.UID
 	}
@@ -101,7 +100,7 @@ const liveGetTimeout = 5 * time.Second
 func (c *Client) livePod(ctx context.Context, ref podref.Ref) (*corev1.Pod, error) {
 	gctx, cancel := context.WithTimeout(ctx, liveGetTimeout)
 	defer cancel()
-	p, err := c.kube.CoreV1().Pods(ref.Namespace).Get(gctx, ref.Name, metav1.GetOptions{})
+	p, err := c.api.getPod(gctx, ref.Namespace, ref.Name)
 	switch {
 	case apierrors.IsNotFound(err):
 		if ref.UID != "" && c.deleted.has(ref.UID) {

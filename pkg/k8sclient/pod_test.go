@@ -38,7 +38,8 @@ func source(t *testing.T, wait time.Duration, pods ...*corev1.Pod) (*Client, *fa
 			t.Fatal(err)
 		}
 	}
-	c, err := newWithClients(Options{NodeName: node, PodWait: wait}, slog.New(slog.NewTextHandler(io.Discard, nil)), kube, nadfake.NewSimpleClientset(), fake.NewClientset())
+	f := fakeAPI{kube: kube, nads: nadfake.NewSimpleClientset()}
+	c, err := newWithClients(Options{NodeName: node, PodWait: wait}, slog.New(slog.NewTextHandler(io.Discard, nil)), f, f.sources(), f.events())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,9 +9,7 @@ import (
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	k8stypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/plexus-cni/plexus/pkg/podref"
@@ -43,7 +41,7 @@ func (c *Client) WriteStatus(ctx context.Context, ref podref.Ref, status []byte)
 		if c.updateStatus.Load() {
 			last = c.updateAnnotation(ctx, ref, string(status))
 		} else {
-			_, last = c.kube.CoreV1().Pods(ref.Namespace).Patch(ctx, ref.Name, k8stypes.MergePatchType, patch, metav1.PatchOptions{}, "status")
+			last = c.api.patchPodStatus(ctx, ref.Namespace, ref.Name, patch)
 			if apierrors.IsForbidden(last) {
 				c.log.Warn("patch of pods/status is forbidden (Multus's ClusterRole grants update only): writing network-status with get + update; deployments/rbac.yaml allows the one-request patch", "err", last)
 				c.updateStatus.Store(true)
@@ -77,7 +75,7 @@ func (c *Client) WriteStatus(ctx context.Context, ref podref.Ref, status []byte)
 // (a conflict re-reads).
 func (c *Client) updateAnnotation(ctx context.Context, ref podref.Ref, status string) error {
 	for {
-		pod, err := c.kube.CoreV1().Pods(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		pod, err := c.api.getPod(ctx, ref.Namespace, ref.Name)
 		if err != nil {
 			return err
 		}
@@ -88,7 +86,7 @@ func (c *Client) updateAnnotation(ctx context.Context, ref podref.Ref, status st
 			pod.Annotations = map[string]string{}
 		}
 		pod.Annotations[nadv1.NetworkStatusAnnot] = status
-		_, err = c.kube.CoreV1().Pods(ref.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+		err = c.api.updatePodStatus(ctx, pod)
 		if !apierrors.IsConflict(err) || ctx.Err() != nil {
 			return err
 		}

@@ -33,6 +33,9 @@ const Namespace = "plexus"
 // 500 ms, 1, 2.5, 5, 10, 30, 60, 120 s.
 var durationBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}
 
+// stepBuckets resolve 100 µs to 30 s, for the steps of one ADD.
+var stepBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+
 // Metrics holds the registry and the metrics the daemon updates. A nil
 // *Metrics (metrics off) takes every update and does nothing.
 type Metrics struct {
@@ -40,6 +43,7 @@ type Metrics struct {
 
 	requests   *prometheus.HistogramVec // verb, code
 	delegates  *prometheus.HistogramVec // network, plugin, verb, outcome
+	addSteps   *prometheus.HistogramVec // step
 	queueWait  prometheus.Histogram
 	rejections *prometheus.CounterVec // reason
 	rollbacks  *prometheus.CounterVec // outcome
@@ -72,6 +76,9 @@ func New(version string) *Metrics {
 	m.delegates = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "delegate_duration_seconds",
 		Help:    "Time one delegate network (its whole plugin chain) took, by network (namespace/NAD or CNI network name), first plugin type, verb and outcome (\"ok\" or the CNI error code).",
 		Buckets: durationBuckets}, []string{"network", "plugin", "verb", "outcome"})
+	m.addSteps = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "add_step_duration_seconds",
+		Help:    "Time each step of an ADD took (lookup, resolve, reclaim, devices, save plan, delegates, routes, verify, status, commit): where an ADD's time goes.",
+		Buckets: stepBuckets}, []string{"step"})
 	m.queueWait = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: "queue_wait_seconds",
 		Help: "Time a CNI request waited for a worker slot.", Buckets: durationBuckets})
 	m.rejections = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "queue_rejections_total",
@@ -92,7 +99,7 @@ func New(version string) *Metrics {
 		Help: "Time client-go's client-side rate limiter held a Kubernetes API request, by HTTP verb.", Buckets: durationBuckets}, []string{"verb"})
 	m.apiRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "kube_api_requests_total",
 		Help: "Kubernetes API requests by HTTP status code (\"<error>\" when there was no answer) and method."}, []string{"code", "method"})
-	for _, c := range []prometheus.Collector{m.requests, m.delegates, m.queueWait, m.rejections, m.rollbacks, m.replayed,
+	for _, c := range []prometheus.Collector{m.requests, m.delegates, m.addSteps, m.queueWait, m.rejections, m.rollbacks, m.replayed,
 		m.statusRetries, m.statusFailures, m.hotplug, m.apiLatency, m.apiLimiter, m.apiRequests} {
 		f(c)
 	}
@@ -116,6 +123,14 @@ func (m *Metrics) Request(verb, code string, d time.Duration) {
 		return
 	}
 	m.requests.WithLabelValues(verb, code).Observe(d.Seconds())
+}
+
+// AddStep records the time one step of an ADD took.
+func (m *Metrics) AddStep(step string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.addSteps.WithLabelValues(step).Observe(d.Seconds())
 }
 
 // QueueWait records the time a request waited for a worker.

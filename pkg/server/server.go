@@ -190,6 +190,18 @@ func (s *Server) Background(ctx context.Context, containerID string, fn func(con
 	return fn(ctx)
 }
 
+// Locked runs fn holding only the lock of containerID (the one its CNI
+// requests take), no worker slot: for short bookkeeping that must not
+// interleave with that sandbox's ADD, DEL or CHECK.
+func (s *Server) Locked(ctx context.Context, containerID string, fn func(context.Context) error) error {
+	unlock, err := s.locks.lock(ctx, containerID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return fn(ctx)
+}
+
 func busyError(err error) error {
 	return types.NewError(types.ErrTryAgainLater, "plexusd is busy, try again later", err.Error())
 }
@@ -227,6 +239,7 @@ func writeResponse(w http.ResponseWriter, log *slog.Logger, resp *api.Response) 
 		data = []byte(`{"error":{"code":999,"msg":"plexusd: cannot encode response"}}`)
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(data))) // never chunked: the shim reads one sized body
 	w.WriteHeader(http.StatusOK)
 	if _, err := w.Write(data); err != nil {
 		log.Warn("write response", "err", err)

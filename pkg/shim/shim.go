@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -190,28 +189,17 @@ var encodeRequest = func(req *api.Request) ([]byte, error) { return json.Marshal
 // send is one exchange with the daemon; every error it returns is a
 // failure to talk to the daemon at all.
 func send(ctx context.Context, s *settings, body []byte) (*api.Response, error) {
-	client := &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return dialDaemon(ctx, s)
-		},
-		DisableKeepAlives: true,
-	}}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://plexusd"+api.PathCNI, bytes.NewReader(body))
+	c, err := dialDaemon(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	hreq.Header.Set("Content-Type", "application/json")
-	hresp, err := client.Do(hreq)
+	defer c.Close()
+	code, data, err := exchange(ctx, c, "POST", api.PathCNI, body)
 	if err != nil {
 		return nil, err
 	}
-	defer hresp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(hresp.Body, 16<<20))
-	if err != nil {
-		return nil, err
-	}
-	if hresp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("HTTP %d: %s", hresp.StatusCode, bytes.TrimSpace(data))
+	if code != 200 {
+		return nil, fmt.Errorf("HTTP %d: %s", code, bytes.TrimSpace(data))
 	}
 	var resp api.Response
 	if err := json.Unmarshal(data, &resp); err != nil {
@@ -289,22 +277,18 @@ func replayDel(ctx context.Context, s *settings, a *skel.CmdArgs) error {
 // Probe asks the daemon's /readyz; nil means ready. Used by the DaemonSet's
 // readiness probe (plexusd --probe SOCKET).
 func Probe(ctx context.Context, socket string) error {
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
-		},
-	}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://plexusd"+api.PathReadyz, nil)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, err := (&net.Dialer{}).DialContext(ctx, "unix", socket)
 	if err != nil {
 		return err
 	}
-	resp, err := client.Do(req)
+	defer c.Close()
+	code, body, err := exchange(ctx, c, "GET", api.PathReadyz, nil)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK {
+	if code != 200 {
 		return fmt.Errorf("not ready: %s", bytes.TrimSpace(body))
 	}
 	return nil

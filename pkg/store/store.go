@@ -44,16 +44,33 @@ type Record struct {
 	CNIPath string `json:"cniPath,omitempty"`
 	// StatusStale: attachments changed (hot-plug) since Status was written.
 	StatusStale bool `json:"statusStale,omitempty"`
+	// StatusPending: Status is yet to be written to the pod (statusWrite
+	// async); plexusd writes it, after a restart too.
+	StatusPending bool `json:"statusPending,omitempty"`
+	// StatusUID is the UID of the API object the status goes to when it
+	// is not Pod's (a static pod's mirror).
+	StatusUID string `json:"statusUID,omitempty"`
 	// Recovered marks a record rebuilt from libcni's cache because the
 	// stored one was unreadable (never written).
 	Recovered bool `json:"-"`
+}
+
+// StatusObject is the pod whose network-status this record's is: Pod, with
+// the API object's UID.
+func (r *Record) StatusObject() podref.Ref {
+	obj := r.Pod
+	if r.StatusUID != "" {
+		obj.UID = r.StatusUID
+	}
+	return obj
 }
 
 // Store persists records by container ID.
 type Store interface {
 	// Save writes r durably (fsync of file and directory): the plan must
 	// survive a crash, or a DEL after a reboot could not release what the
-	// delegates allocated.
+	// delegates allocated. A first record (ADD's plan) is created in place
+	// (one file-system commit); an existing one is replaced atomically.
 	Save(r *Record) error
 	// Commit rewrites r (now complete) atomically but without forcing it
 	// to disk: if a crash loses it, the record only looks unfinished, which
@@ -102,29 +119,46 @@ func (s *FileStore) path(id string) (string, error) {
 	return filepath.Join(s.Dir, id+".json"), nil
 }
 
-// Save writes r atomically and durably.
-func (s *FileStore) Save(r *Record) error { return s.write(r, true) }
-
-// Commit writes r atomically.
-func (s *FileStore) Commit(r *Record) error { return s.write(r, false) }
-
-func (s *FileStore) write(r *Record, durable bool) error {
-	p, err := s.path(r.ContainerID)
+// Save writes r durably: created in place when there is no record yet
+// (ADD's plan, written before any delegate runs: a crash that leaves it
+// empty or torn leaves nothing to undo, and an unreadable record is
+// handled as such), else replaced atomically.
+func (s *FileStore) Save(r *Record) error {
+	p, data, err := s.encode(r)
 	if err != nil {
 		return err
+	}
+	err = atomicfile.Create(p, data, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return atomicfile.Write(p, data, 0o600)
+	}
+	return err
+}
+
+// Commit writes r atomically, without forcing it to disk.
+func (s *FileStore) Commit(r *Record) error {
+	p, data, err := s.encode(r)
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteNoSync(p, data, 0o600)
+}
+
+// encode gives r's path and content, its directory made.
+func (s *FileStore) encode(r *Record) (string, []byte, error) {
+	p, err := s.path(r.ContainerID)
+	if err != nil {
+		return "", nil, err
 	}
 	r.Version = RecordVersion
 	data, err := json.Marshal(r)
 	if err != nil {
-		return fmt.Errorf("encode record %s: %w", r.ContainerID, err)
+		return "", nil, fmt.Errorf("encode record %s: %w", r.ContainerID, err)
 	}
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
-		return fmt.Errorf("create record dir: %w", err)
+		return "", nil, fmt.Errorf("create record dir: %w", err)
 	}
-	if durable {
-		return atomicfile.Write(p, data, 0o600)
-	}
-	return atomicfile.WriteNoSync(p, data, 0o600)
+	return p, data, nil
 }
 
 // Load reads the record of id. Missing → ErrNotFound; undecodable → ErrCorrupt.
