@@ -47,6 +47,9 @@ type Multiplexer struct {
 	// hotplug, when on, is asked for a pass over each pod whose ADD
 	// finished (its annotation may have changed during the ADD).
 	hotplug *hotplugger
+	// locked runs a function holding a sandbox's request lock (the
+	// server's); nil: unlocked (unit tests).
+	locked lockedFunc
 	// statusW writes network-status after the ADD answers (statusWrite
 	// async, Kubernetes source); nil: written inside the ADD.
 	statusW *statusWriter
@@ -62,6 +65,21 @@ var _ server.Handler = (*Multiplexer)(nil)
 // NewMultiplexer wires the verbs to their dependencies.
 func NewMultiplexer(cfg config.Config, src Source, st store.Store, inv *delegate.Invoker, ev Recorder, dev Devices, rt Routes) *Multiplexer {
 	return &Multiplexer{cfg: cfg, src: src, store: st, inv: inv, events: ev, confs: fileConfs{}, devices: dev, routes: rt}
+}
+
+// withLock runs fn holding the request lock of containerID, then the GC
+// lock shared, in the order ADD, DEL and CHECK take them: for work outside
+// a CNI request (status writer, orphan sweeper).
+func (m *Multiplexer) withLock(ctx context.Context, containerID string, fn func(context.Context) error) error {
+	shared := func(ctx context.Context) error {
+		m.gc.RLock()
+		defer m.gc.RUnlock()
+		return fn(ctx)
+	}
+	if m.locked == nil {
+		return shared(ctx)
+	}
+	return m.locked(ctx, containerID, shared)
 }
 
 // Ready implements server.Handler.

@@ -104,8 +104,9 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 			return err
 		}
 	}
+	mux.locked = srv.Locked
 	if cfg.StatusWrite == config.StatusAsync && cfg.ManifestsDir == "" {
-		mux.statusW = newStatusWriter(mux, srv.Locked, log)
+		mux.statusW = newStatusWriter(mux, log)
 		mux.statusW.Run(ctx, statusWorkers)
 	}
 	if cfg.Hotplug {

@@ -29,17 +29,17 @@ type lockedFunc func(ctx context.Context, containerID string, fn func(context.Co
 // before it was written (statusWrite async). The record is the queue's
 // truth: a sandbox is written while its record is complete and says
 // StatusPending, with the record's Status (a hot-plug pass may have
-// replaced it meanwhile, or written it itself), under the sandbox's lock so
-// that a DEL never races a write or has its record brought back.
+// replaced it meanwhile, or written it itself), under the sandbox's lock
+// (Multiplexer.withLock) so that a DEL, GC or the orphan sweeper never
+// races a write or has its record brought back.
 type statusWriter struct {
-	m      *Multiplexer
-	locked lockedFunc
-	log    *slog.Logger
+	m     *Multiplexer
+	log   *slog.Logger
 	queue  workqueue.TypedRateLimitingInterface[string] // container IDs
 }
 
-func newStatusWriter(m *Multiplexer, locked lockedFunc, log *slog.Logger) *statusWriter {
-	return &statusWriter{m: m, locked: locked, log: log.With("component", "status-writer"),
+func newStatusWriter(m *Multiplexer, log *slog.Logger) *statusWriter {
+	return &statusWriter{m: m, log: log.With("component", "status-writer"),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](statusRetryMin, statusRetryMax),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "status"})}
@@ -81,7 +81,7 @@ func (w *statusWriter) processNext(ctx context.Context) bool {
 		return false
 	}
 	defer w.queue.Done(id)
-	err := w.locked(ctx, id, func(ctx context.Context) error { return w.write(ctx, id) })
+	err := w.m.withLock(ctx, id, func(ctx context.Context) error { return w.write(ctx, id) })
 	switch {
 	case err == nil:
 		w.queue.Forget(id)

@@ -17,7 +17,7 @@ import (
 func asyncWorld(t *testing.T) (*world, func()) {
 	t.Helper()
 	w := newWorld(t)
-	w.m.statusW = newStatusWriter(w.m, func(ctx context.Context, _ string, fn func(context.Context) error) error { return fn(ctx) }, quiet)
+	w.m.statusW = newStatusWriter(w.m, quiet)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	return w, func() { w.m.statusW.Run(ctx, 2) }
@@ -113,7 +113,7 @@ func TestAsyncStatusPendingAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A new writer (plexusd restarted) over the same store.
-	w.m.statusW = newStatusWriter(w.m, func(ctx context.Context, _ string, fn func(context.Context) error) error { return fn(ctx) }, quiet)
+	w.m.statusW = newStatusWriter(w.m, quiet)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	w.m.statusW.Run(ctx, 1)

@@ -98,10 +98,10 @@ func (s *Sweeper) Sweep(ctx context.Context) SweepResult {
 }
 
 func (s *Sweeper) remove(ctx context.Context, id string) error {
-	s.m.gc.RLock()
-	defer s.m.gc.RUnlock()
-	_, err := s.m.detach(ctx, id, "", "")
-	return err
+	return s.m.withLock(ctx, id, func(ctx context.Context) error {
+		_, err := s.m.detach(ctx, id, "", "")
+		return err
+	})
 }
 
 // runtimeSandboxes is the CRI runtime's list, or nil (no socket set, or no
