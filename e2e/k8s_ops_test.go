@@ -57,7 +57,7 @@ func apiServerDown(t *testing.T, statusWrite string) {
 			t.Errorf("ADD %s took %s: not bounded", p.name, took)
 		}
 		if p == cached && statusWrite == "async" {
-			if r.err != nil || len(e.links(p)) != 2 {
+			if r.err != nil || len(e.links(p)) != 3 { // lo, eth0, net1
 				t.Errorf("ADD %s: %s, %d interfaces; want success with eth0 and net1", p.name, r, len(e.links(p)))
 			}
 			continue
