@@ -121,6 +121,7 @@ bench: build plugins kube-bins
 	@command -v etcd >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server)
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./pkg/netselect ./pkg/netstatus
 	$(GO) build -o $(TEST_BIN)/bench ./bench
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(TEST_BIN)/gostart ./bench/gostart
 	$(TEST_BIN)/bench -root $(CURDIR)
 
 demo: build plugins

@@ -178,20 +178,26 @@ func (b *bench) leaks(d *daemonProc) []string {
 }
 
 // procRSS is the process's resident set in MiB.
-func procRSS(pid int) float64 {
+func procRSS(pid int) float64 { return procMem(pid)["VmRSS"] }
+
+// procMem reads the VmRSS, RssAnon (heap, stacks) and RssFile (the
+// binary's pages in use) lines of /proc/<pid>/status, in MiB.
+func procMem(pid int) map[string]float64 {
+	out := map[string]float64{}
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0
+		return out
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.ParseFloat(strings.Fields(v)[0], 64)
-			return kb / 1024
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if fs := strings.Fields(v); ok && len(fs) > 0 && (k == "VmRSS" || k == "RssAnon" || k == "RssFile") {
+			kb, _ := strconv.ParseFloat(fs[0], 64)
+			out[k] = kb / 1024
 		}
 	}
-	return 0
+	return out
 }
 
 // procCPU is the process's user+system CPU time in seconds.
@@ -276,10 +282,18 @@ func perOp(after, before map[string]float64, ops int) map[string]float64 {
 	return out
 }
 
-// shimCost execs the shim for VERSION (no daemon work) n times.
-func (b *bench) shimCost(n int) (wallMS, cpuMS float64, sizeMB float64) {
+// shimCost execs the shim for VERSION (no daemon work) n times, and an
+// empty Go program (bench/gostart) as many times, interleaved: what any Go
+// binary costs to start here.
+func (b *bench) shimCost(n int) (wallMS, cpuMS, sizeMB, goCPUMS float64) {
+	var gos []time.Duration
+	gostart := filepath.Join(b.o.root, "bin", "test", "gostart")
 	var walls, cpus []time.Duration
 	for i := 0; i < n; i++ {
+		if g := exec.Command(gostart); g.Run() == nil {
+			ru := g.ProcessState.SysUsage().(*syscall.Rusage)
+			gos = append(gos, time.Duration(ru.Utime.Nano()+ru.Stime.Nano()))
+		}
 		cmd := exec.Command(b.shim)
 		cmd.Env = []string{"CNI_COMMAND=VERSION"}
 		cmd.Stdin = strings.NewReader(`{"cniVersion":"1.0.0"}`)
@@ -292,7 +306,8 @@ func (b *bench) shimCost(n int) (wallMS, cpuMS float64, sizeMB float64) {
 		cpus = append(cpus, time.Duration(ru.Utime.Nano()+ru.Stime.Nano()))
 	}
 	fi, _ := os.Stat(b.shim)
-	return float64(percentile(walls, .5).Microseconds()) / 1000, float64(percentile(cpus, .5).Microseconds()) / 1000, float64(fi.Size()) / (1 << 20)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	return ms(percentile(walls, .5)), ms(percentile(cpus, .5)), float64(fi.Size()) / (1 << 20), ms(percentile(gos, .5))
 }
 
 // scaleStep measures ADD p50 (concurrency 1, 20 pods, 2 networks) with the
@@ -301,7 +316,9 @@ type scaleStep struct {
 	NADs, NodePods int
 	AddP50, DelP50 float64
 	DaemonRSSMB    float64
-	Errors         int
+	// RSSAnonMB (heap, stacks) and RSSFileMB (binary pages) split it.
+	RSSAnonMB, RSSFileMB float64
+	Errors               int
 }
 
 func (b *bench) scale(ctx context.Context) ([]scaleStep, error) {
@@ -341,7 +358,9 @@ func (b *bench) scale(ctx context.Context) ([]scaleStep, error) {
 		if err != nil {
 			return nil, err
 		}
-		steps = append(steps, scaleStep{NADs: nads, NodePods: pods, AddP50: ph.Add.P50, DelP50: ph.Del.P50, DaemonRSSMB: ph.DaemonRSSMB, Errors: ph.Add.Errors + ph.Del.Errors})
+		mem := procMem(d.cmd.Process.Pid)
+		steps = append(steps, scaleStep{NADs: nads, NodePods: pods, AddP50: ph.Add.P50, DelP50: ph.Del.P50, DaemonRSSMB: ph.DaemonRSSMB,
+			RSSAnonMB: mem["RssAnon"], RSSFileMB: mem["RssFile"], Errors: ph.Add.Errors + ph.Del.Errors})
 	}
 	return steps, nil
 }

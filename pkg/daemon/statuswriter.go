@@ -35,7 +35,7 @@ type lockedFunc func(ctx context.Context, containerID string, fn func(context.Co
 type statusWriter struct {
 	m     *Multiplexer
 	log   *slog.Logger
-	queue  workqueue.TypedRateLimitingInterface[string] // container IDs
+	queue workqueue.TypedRateLimitingInterface[string] // container IDs
 }
 
 func newStatusWriter(m *Multiplexer, log *slog.Logger) *statusWriter {

@@ -238,19 +238,45 @@ func trimPod(obj interface{}) (interface{}, error) {
 		TypeMeta: p.TypeMeta,
 		ObjectMeta: metav1.ObjectMeta{
 			Name: p.Name, Namespace: p.Namespace, UID: p.UID, ResourceVersion: p.ResourceVersion,
-			Annotations: p.Annotations, DeletionTimestamp: p.DeletionTimestamp,
+			Annotations: withoutLastApplied(p.Annotations), DeletionTimestamp: p.DeletionTimestamp,
 		},
 		Spec:   corev1.PodSpec{NodeName: p.Spec.NodeName, HostNetwork: p.Spec.HostNetwork},
 		Status: corev1.PodStatus{Phase: p.Status.Phase},
 	}, nil
 }
 
-func trimNAD(obj interface{}) (interface{}, error) {
-	if n, ok := obj.(*nadv1.NetworkAttachmentDefinition); ok {
-		n.ManagedFields = nil
-		return n, nil
+// lastApplied is kubectl apply's copy of the whole object, which would
+// double what the cache holds for nothing.
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+func withoutLastApplied(ann map[string]string) map[string]string {
+	if _, ok := ann[lastApplied]; !ok {
+		return ann
 	}
-	return obj, nil
+	out := make(map[string]string, len(ann)-1)
+	for k, v := range ann {
+		if k != lastApplied {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// trimNAD keeps only what Plexus reads of a NAD: identity, annotations
+// (the device resource name) and the config.
+func trimNAD(obj interface{}) (interface{}, error) {
+	n, ok := obj.(*nadv1.NetworkAttachmentDefinition)
+	if !ok {
+		return obj, nil
+	}
+	return &nadv1.NetworkAttachmentDefinition{
+		TypeMeta: n.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{
+			Name: n.Name, Namespace: n.Namespace, UID: n.UID, ResourceVersion: n.ResourceVersion,
+			Annotations: withoutLastApplied(n.Annotations), DeletionTimestamp: n.DeletionTimestamp,
+		},
+		Spec: n.Spec,
+	}, nil
 }
 
 // recentUIDs remembers pods deleted lately: a sandbox whose pod is gone but

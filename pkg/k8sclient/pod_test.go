@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	nadfake "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned/fake"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -183,5 +184,25 @@ func TestPodRuntimeAnnotations(t *testing.T) {
 	}
 	if n := gets(kube); n != 0 {
 		t.Errorf("%d GETs with runtime annotations", n)
+	}
+}
+
+// The informers keep what Plexus reads and drop kubectl's copy of the
+// object.
+func TestTrimDropsLastApplied(t *testing.T) {
+	p := apiPod("a", "u1", map[string]string{"k8s.v1.cni.cncf.io/networks": "x", lastApplied: "{...}"})
+	p.Spec.Containers = []corev1.Container{{Name: "c", Image: "i"}}
+	out, _ := trimPod(p)
+	tp := out.(*corev1.Pod)
+	if _, ok := tp.Annotations[lastApplied]; ok || tp.Annotations["k8s.v1.cni.cncf.io/networks"] != "x" || len(tp.Spec.Containers) != 0 || tp.UID != "u1" {
+		t.Errorf("trimmed pod %+v", tp)
+	}
+	n := &nadv1.NetworkAttachmentDefinition{ObjectMeta: metav1.ObjectMeta{Name: "n", Namespace: "d", Labels: map[string]string{"a": "b"},
+		Annotations: map[string]string{"k8s.v1.cni.cncf.io/resourceName": "r", lastApplied: "{...}"}},
+		Spec: nadv1.NetworkAttachmentDefinitionSpec{Config: "{}"}}
+	out, _ = trimNAD(n)
+	tn := out.(*nadv1.NetworkAttachmentDefinition)
+	if _, ok := tn.Annotations[lastApplied]; ok || tn.Annotations["k8s.v1.cni.cncf.io/resourceName"] != "r" || tn.Spec.Config != "{}" || tn.Labels != nil {
+		t.Errorf("trimmed NAD %+v", tn)
 	}
 }
