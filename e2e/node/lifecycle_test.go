@@ -453,9 +453,16 @@ func testOrphanSweepCRI(t *testing.T, n *Node) {
 	if !n.RecordIDs()[id] || len(BridgePorts()) != ports+1 {
 		t.Fatalf("the ADD left no record or no bridge port")
 	}
-	// Older than the grace period, as a sandbox lost long ago would be.
+	// Older than the grace period, as a sandbox lost long ago would be,
+	// once plexusd is done with it (statusWrite async rewrites the record
+	// when the network-status is written).
+	rec := filepath.Join(n.plexusCNIDir(), "attachments", id+".json")
+	testutil.Eventually(t, 30*time.Second, "the record's network-status written", func() bool {
+		data, err := os.ReadFile(rec)
+		return err == nil && !bytes.Contains(data, []byte(`"statusPending":true`))
+	})
 	old := time.Now().Add(-10 * time.Minute)
-	if err := os.Chtimes(filepath.Join(n.plexusCNIDir(), "attachments", id+".json"), old, old); err != nil {
+	if err := os.Chtimes(rec, old, old); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()

@@ -92,6 +92,7 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 		RequestTimeout:    cfg.RequestTimeout,
 		MaxBodyBytes:      cfg.MaxRequestBytes,
 	})
+	mux.locked = srv.Locked
 	if cfg.OrphanSweepInterval > 0 {
 		var cri SandboxLister
 		if cfg.CRISocket != "" {
@@ -104,7 +105,6 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 			return err
 		}
 	}
-	mux.locked = srv.Locked
 	if cfg.StatusWrite == config.StatusAsync && cfg.ManifestsDir == "" {
 		mux.statusW = newStatusWriter(mux, log)
 		mux.statusW.Run(ctx, statusWorkers)
