@@ -201,12 +201,13 @@ func (r *report) markdown() string {
 				outside += s.StepsMS[st]
 			}
 		}
-		stepRows = append(stepRows, row+fmt.Sprintf(" %.2f | %.2f |", outside, s.Add.P50-outside-s.StepsMS["delegates"]))
+		req := s.StepsMS["request"]
+		stepRows = append(stepRows, row+fmt.Sprintf(" %.2f | %.2f | %.2f |", outside, req-outside-s.StepsMS["delegates"], s.Add.P50-req))
 	}
 	if len(stepRows) > 0 {
 		b.WriteString("\n### Where an ADD's time goes (daemons with metrics: mean ms per step, medians of the repeats)\n\n")
-		b.WriteString("| mode | conc | nets | " + strings.Join(addStepOrder, " | ") + " | steps besides delegates | ADD p50 − steps (shim, socket, queue) |\n")
-		b.WriteString("|---|---|---|" + strings.Repeat("---|", len(addStepOrder)+2) + "\n")
+		b.WriteString("| mode | conc | nets | " + strings.Join(addStepOrder, " | ") + " | steps besides delegates | in plexusd outside the steps (queue, decode, answer) | ADD p50 − plexusd's request time (shim exec, socket) |\n")
+		b.WriteString("|---|---|---|" + strings.Repeat("---|", len(addStepOrder)+3) + "\n")
 		b.WriteString(strings.Join(stepRows, "\n") + "\n")
 	}
 	fmt.Fprintf(&b, "\nShim: %.1f MiB; exec with no daemon work (VERSION): %.2f ms wall, %.2f ms CPU (median of 200); an empty Go program: %.2f ms CPU, so %.2f ms is the shim's own.\n",
