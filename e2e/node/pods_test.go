@@ -379,7 +379,11 @@ type StartupWatch struct {
 	mu      sync.Mutex
 	created map[string]time.Time
 	running map[string]time.Time
-	stop    context.CancelFunc
+	// withStatus: the first version of the pod that showed it Running
+	// already carried network-status (what a watcher can see with
+	// statusWrite async).
+	withStatus map[string]bool
+	stop       context.CancelFunc
 	done    chan struct{}
 }
 
@@ -391,7 +395,7 @@ func (n *Node) WatchStartup(t *testing.T, ns string) *StartupWatch {
 		cancel()
 		t.Fatalf("watch pods in %s: %v", ns, err)
 	}
-	s := &StartupWatch{created: map[string]time.Time{}, running: map[string]time.Time{}, stop: cancel, done: make(chan struct{})}
+	s := &StartupWatch{created: map[string]time.Time{}, running: map[string]time.Time{}, withStatus: map[string]bool{}, stop: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		for ev := range w.ResultChan() {
@@ -406,6 +410,7 @@ func (n *Node) WatchStartup(t *testing.T, ns string) *StartupWatch {
 			}
 			if _, ok := s.running[p.Name]; !ok && p.Status.Phase == corev1.PodRunning && podReady(p) {
 				s.running[p.Name] = now
+				s.withStatus[p.Name] = p.Annotations[statusKey] != ""
 			}
 			s.mu.Unlock()
 		}
@@ -421,6 +426,20 @@ func (s *StartupWatch) Running() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.running)
+}
+
+// RunningWithStatus is how many pods carried network-status in the first
+// version that showed them Running.
+func (s *StartupWatch) RunningWithStatus() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, ok := range s.withStatus {
+		if ok {
+			n++
+		}
+	}
+	return n
 }
 
 // Latencies are creation→Running of every pod seen Running, sorted. A pod
