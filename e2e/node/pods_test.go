@@ -384,7 +384,7 @@ type StartupWatch struct {
 	// statusWrite async).
 	withStatus map[string]bool
 	stop       context.CancelFunc
-	done    chan struct{}
+	done       chan struct{}
 }
 
 func (n *Node) WatchStartup(t *testing.T, ns string) *StartupWatch {
