@@ -219,11 +219,11 @@ func replayed(cfg config.Config, met *metrics.Metrics, log *slog.Logger) {
 	}
 }
 
-// registerGauges adds the gauges read at scrape time: the queue, the
-// records on disk, the hot-plug queue.
 // statusWorkers is how many asynchronous status writes run at once.
 const statusWorkers = 4
 
+// registerGauges adds the gauges read at scrape time: the queue, the
+// records on disk, the hot-plug queue, the pending status writes.
 func registerGauges(met *metrics.Metrics, srv *server.Server, st store.Store, hp *hotplugger, sw *statusWriter) {
 	met.Gauge("queue_waiting", "CNI requests waiting for a worker slot now.", func() float64 { return float64(srv.Stats().Waiting) })
 	met.Gauge("queue_running", "Operations holding a worker slot now (CNI requests and hot-plug changes).", func() float64 { return float64(srv.Stats().Running) })
