@@ -15,6 +15,9 @@ import (
 
 	"github.com/containernetworking/plugins/pkg/testutils"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // opStats summarises one verb of one phase.
@@ -222,7 +225,9 @@ func (b *bench) apiRequests() map[string]float64 {
 }
 
 // scrapeSteps reads plexus_add_step_duration_seconds from the daemon's
-// metrics: step → {sum seconds, count}.
+// metrics: step → {sum seconds, count}. The ADD requests as plexusd timed
+// them (plexus_cni_request_duration_seconds, from the socket to the
+// answer) count as the pseudo-step "request".
 func scrapeSteps(port int) map[string][2]float64 {
 	out := map[string][2]float64{}
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
@@ -231,35 +236,27 @@ func scrapeSteps(port int) map[string][2]float64 {
 		return out
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		// The ADD requests as plexusd timed them (from the socket to the
-		// answer) count as the pseudo-step "request".
-		if r, ok := strings.CutPrefix(line, "plexus_cni_request_duration_seconds_"); ok && strings.Contains(r, `code="ok",verb="ADD"`) {
-			line = "plexus_add_step_duration_seconds_" + strings.Replace(r, `code="ok",verb="ADD"`, `step="request"`, 1)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: scrape:", err)
+		return out
+	}
+	label := func(m *dto.Metric, name string) string {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == name {
+				return l.GetValue()
+			}
 		}
-		rest, ok := strings.CutPrefix(line, "plexus_add_step_duration_seconds_")
-		if !ok {
-			continue
+		return ""
+	}
+	for _, m := range fams["plexus_add_step_duration_seconds"].GetMetric() {
+		out[label(m, "step")] = [2]float64{m.GetHistogram().GetSampleSum(), float64(m.GetHistogram().GetSampleCount())}
+	}
+	for _, m := range fams["plexus_cni_request_duration_seconds"].GetMetric() {
+		if label(m, "verb") == "ADD" && label(m, "code") == "ok" {
+			out["request"] = [2]float64{m.GetHistogram().GetSampleSum(), float64(m.GetHistogram().GetSampleCount())}
 		}
-		kind, rest, _ := strings.Cut(rest, "{step=\"")
-		step, val, _ := strings.Cut(rest, "\"} ")
-		v, err := strconv.ParseFloat(val, 64)
-		if err != nil {
-			continue
-		}
-		e := out[step]
-		switch kind {
-		case "sum":
-			e[0] = v
-		case "count":
-			e[1] = v
-		default:
-			continue
-		}
-		out[step] = e
 	}
 	return out
 }

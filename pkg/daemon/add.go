@@ -289,11 +289,10 @@ func (m *Multiplexer) statusStep(ctx context.Context, op *addOp) error {
 		return err
 	}
 	// The API object's UID (a static pod's mirror's), as the lookup found it.
-	obj := op.ref
 	if op.pod.UID != "" && op.pod.UID != op.ref.UID {
-		obj.UID = op.pod.UID
 		op.rec.StatusUID = op.pod.UID
 	}
+	obj := op.rec.StatusObject()
 	if m.statusW != nil {
 		// statusWrite async: written once the ADD answers (see add).
 		op.rec.Status, op.rec.StatusPending = status, true

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	k8stypes "k8s.io/apimachinery/pkg/types"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/rest"
@@ -145,18 +147,16 @@ func newWithClients(opts Options, log *slog.Logger, api apiCalls, src sources, e
 	c := &Client{opts: opts, log: log, api: api, deleted: newRecentUIDs(4096, 10*time.Minute)}
 	c.events = newEventSink(events, opts.NodeName, log)
 
-	podInf := cache.NewSharedIndexInformerWithOptions(src.pods, &corev1.Pod{}, cache.SharedIndexInformerOptions{
-		Indexers: cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}})
-	if err := podInf.SetTransform(trimPod); err != nil {
+	podInf, err := newInformer(src.pods, &corev1.Pod{}, trimPod)
+	if err != nil {
 		return nil, err
 	}
 	if _, err := podInf.AddEventHandler(cache.ResourceEventHandlerFuncs{UpdateFunc: c.onPodUpdate, DeleteFunc: c.onPodDelete}); err != nil {
 		return nil, err
 	}
 	c.pods = corelisters.NewPodLister(podInf.GetIndexer())
-	nadInf := cache.NewSharedIndexInformerWithOptions(src.nads, &nadv1.NetworkAttachmentDefinition{}, cache.SharedIndexInformerOptions{
-		Indexers: cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}})
-	if err := nadInf.SetTransform(trimNAD); err != nil {
+	nadInf, err := newInformer(src.nads, &nadv1.NetworkAttachmentDefinition{}, trimNAD)
+	if err != nil {
 		return nil, err
 	}
 	c.nadList = nadlisters.NewNetworkAttachmentDefinitionLister(nadInf.GetIndexer())
@@ -186,6 +186,14 @@ func newWithClients(opts Options, log *slog.Logger, api apiCalls, src sources, e
 		go nadInf.RunWithContext(ctx)
 	}
 	return c, nil
+}
+
+// newInformer is a namespace-indexed informer without resync whose objects
+// go through trim before they are cached.
+func newInformer(lw cache.ListerWatcher, obj runtime.Object, trim cache.TransformFunc) (cache.SharedIndexInformer, error) {
+	inf := cache.NewSharedIndexInformerWithOptions(lw, obj, cache.SharedIndexInformerOptions{
+		Indexers: cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}})
+	return inf, inf.SetTransform(trim)
 }
 
 // Start runs the informers and the event sink until ctx ends.
@@ -235,13 +243,10 @@ func trimPod(obj interface{}) (interface{}, error) {
 		return obj, nil
 	}
 	return &corev1.Pod{
-		TypeMeta: p.TypeMeta,
-		ObjectMeta: metav1.ObjectMeta{
-			Name: p.Name, Namespace: p.Namespace, UID: p.UID, ResourceVersion: p.ResourceVersion,
-			Annotations: withoutLastApplied(p.Annotations), DeletionTimestamp: p.DeletionTimestamp,
-		},
-		Spec:   corev1.PodSpec{NodeName: p.Spec.NodeName, HostNetwork: p.Spec.HostNetwork},
-		Status: corev1.PodStatus{Phase: p.Status.Phase},
+		TypeMeta:   p.TypeMeta,
+		ObjectMeta: trimMeta(p.ObjectMeta),
+		Spec:       corev1.PodSpec{NodeName: p.Spec.NodeName, HostNetwork: p.Spec.HostNetwork},
+		Status:     corev1.PodStatus{Phase: p.Status.Phase},
 	}, nil
 }
 
@@ -249,17 +254,16 @@ func trimPod(obj interface{}) (interface{}, error) {
 // double what the cache holds for nothing.
 const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 
-func withoutLastApplied(ann map[string]string) map[string]string {
-	if _, ok := ann[lastApplied]; !ok {
-		return ann
+// trimMeta keeps the identity, the annotations (but kubectl's copy) and
+// the deletion mark.
+func trimMeta(m metav1.ObjectMeta) metav1.ObjectMeta {
+	ann := m.Annotations
+	if _, ok := ann[lastApplied]; ok {
+		ann = maps.Clone(ann)
+		delete(ann, lastApplied)
 	}
-	out := make(map[string]string, len(ann)-1)
-	for k, v := range ann {
-		if k != lastApplied {
-			out[k] = v
-		}
-	}
-	return out
+	return metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion,
+		Annotations: ann, DeletionTimestamp: m.DeletionTimestamp}
 }
 
 // trimNAD keeps only what Plexus reads of a NAD: identity, annotations
@@ -269,14 +273,7 @@ func trimNAD(obj interface{}) (interface{}, error) {
 	if !ok {
 		return obj, nil
 	}
-	return &nadv1.NetworkAttachmentDefinition{
-		TypeMeta: n.TypeMeta,
-		ObjectMeta: metav1.ObjectMeta{
-			Name: n.Name, Namespace: n.Namespace, UID: n.UID, ResourceVersion: n.ResourceVersion,
-			Annotations: withoutLastApplied(n.Annotations), DeletionTimestamp: n.DeletionTimestamp,
-		},
-		Spec: n.Spec,
-	}, nil
+	return &nadv1.NetworkAttachmentDefinition{TypeMeta: n.TypeMeta, ObjectMeta: trimMeta(n.ObjectMeta), Spec: n.Spec}, nil
 }
 
 // recentUIDs remembers pods deleted lately: a sandbox whose pod is gone but

@@ -97,7 +97,7 @@ func (r *restClients) sources(node string) sources {
 	}
 	return sources{
 		pods: cache.NewFilteredListWatchFromClient(r.core, "pods", metav1.NamespaceAll, onNode),
-		nads: cache.NewFilteredListWatchFromClient(r.nads, "network-attachment-definitions", metav1.NamespaceAll, func(*metav1.ListOptions) {}),
+		nads: cache.NewListWatchFromClient(r.nads, "network-attachment-definitions", metav1.NamespaceAll, fields.Everything()),
 	}
 }
 

@@ -175,19 +175,16 @@ func (s *Server) run(ctx context.Context, log *slog.Logger, req *api.Request) ([
 // same worker pool, and started only when no CNI request waits for a
 // worker (see limiter). It returns ctx's error if fn never got to run.
 func (s *Server) Background(ctx context.Context, containerID string, fn func(context.Context) error) error {
-	unlock, err := s.locks.lock(ctx, containerID)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	release, err := s.lim.acquireLow(ctx)
-	if err != nil {
-		return err
-	}
-	defer release()
-	ctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
-	defer cancel()
-	return fn(ctx)
+	return s.Locked(ctx, containerID, func(ctx context.Context) error {
+		release, err := s.lim.acquireLow(ctx)
+		if err != nil {
+			return err
+		}
+		defer release()
+		ctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+		defer cancel()
+		return fn(ctx)
+	})
 }
 
 // Locked runs fn holding only the lock of containerID (the one its CNI
