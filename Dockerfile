@@ -19,7 +19,8 @@ ARG VERSION=dev
 RUN export GOOS=linux GOARCH=${TARGETARCH} && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/plexus-cni/plexus/pkg/buildinfo.Version=${VERSION}" -o /out/plexus ./cmd/thin-plugin && \
     CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/plexus-cni/plexus/pkg/buildinfo.Version=${VERSION}" -o /out/plexusd ./cmd/thick-daemon && \
     mkdir -p /out/multus && ln -s /usr/bin/plexusd /out/multus/multus-daemon && \
-    ln -s /usr/bin/plexusd /out/multus/install_multus && ln -s /usr/bin/plexus /out/multus/multus-shim
+    ln -s /usr/bin/plexusd /out/multus/install_multus && ln -s /usr/bin/plexus /out/multus/multus-shim && \
+    ln -s /usr/bin/plexus /out/multus/passthru && ln -s /usr/bin/plexusd /out/install_multus
 
 FROM scratch
 ARG VERSION=dev
@@ -29,4 +30,6 @@ LABEL org.opencontainers.image.version=${VERSION} \
 COPY --from=build /out/plexus /out/plexusd /usr/bin/
 # The entry points Multus thick's manifest calls (docs/migrate-from-multus.md).
 COPY --from=build /out/multus/ /usr/src/multus-cni/bin/
+# RKE2's and Multus's own thin images keep install_multus at the root.
+COPY --from=build /out/install_multus /install_multus
 ENTRYPOINT ["/usr/bin/plexusd"]

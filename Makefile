@@ -40,13 +40,15 @@ plugins:
 	fi
 
 # Test-only binaries: a race-enabled daemon, the recording plugin, the
-# SR-IOV CNI stand-in (vfplugin) and a kubelet device plugin.
+# SR-IOV CNI stand-in (vfplugin), a kubelet device plugin, and the shim as
+# Multus's passthru plugin (the name the image and install_multus give it).
 testbins:
 	@mkdir -p $(TEST_BIN)
 	$(GO) build -race -o $(TEST_BIN)/plexusd ./cmd/thick-daemon
 	CGO_ENABLED=0 $(GO) build -o $(TEST_BIN)/recorder ./e2e/testplugins/recorder
 	CGO_ENABLED=0 $(GO) build -o $(TEST_BIN)/vfplugin ./e2e/testplugins/vfplugin
 	CGO_ENABLED=0 $(GO) build -o $(TEST_BIN)/deviceplugin ./e2e/testplugins/deviceplugin
+	ln -sf ../plexus $(TEST_BIN)/passthru
 
 # kube-apiserver and kubectl from the Go module proxy, cached under .cache/
 # (about 7 minutes the first time on 2 cores, seconds afterwards).
@@ -78,7 +80,9 @@ image:
 		-add '$(BIN)/linux_{arch}/plexus:/usr/bin/plexus' -add '$(BIN)/linux_{arch}/plexusd:/usr/bin/plexusd' \
 		-link /usr/src/multus-cni/bin/multus-daemon=/usr/bin/plexusd \
 		-link /usr/src/multus-cni/bin/install_multus=/usr/bin/plexusd \
-		-link /usr/src/multus-cni/bin/multus-shim=/usr/bin/plexus
+		-link /usr/src/multus-cni/bin/multus-shim=/usr/bin/plexus \
+		-link /usr/src/multus-cni/bin/passthru=/usr/bin/plexus \
+		-link /install_multus=/usr/bin/plexusd
 
 # Plexus deployed from deployments/ on a real single node built here
 # (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, a private

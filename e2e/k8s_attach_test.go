@@ -31,8 +31,14 @@ func TestK8sAttachAndStatus(t *testing.T) {
 	before := apiRequests(t, k.c)
 	e.mustAdd(comma)
 	e.mustAdd(jsonForm)
-	afterAdd := apiRequests(t, k.c)
-	add := delta(afterAdd, before)
+	// The status PATCH is sent as the ADD answers (statusWrite async):
+	// count once both landed, or after 10 s.
+	var add map[string]float64
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if add = delta(apiRequests(t, k.c), before); add["PATCH pods/status"] >= 2 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if add["GET pods"] != 0 || add["PATCH pods/status"] != 2 {
 		t.Errorf("API requests for 2 ADDs: %v; want 0 GET pods and 2 PATCH pods/status", add)
 	}

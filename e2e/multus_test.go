@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -160,4 +161,36 @@ func TestMultusDaemonRefusesUnsafeKey(t *testing.T) {
 	if ents, _ := os.ReadDir(netd); len(ents) != 1 {
 		t.Errorf("files in the CNI config dir: %d, want Multus's alone", len(ents))
 	}
+}
+
+// Multus's passthru plugin (installed by install_multus beside the shim;
+// here the shim under that name, as the image links it): the head of a
+// chain that works on the pod's existing interfaces. A NAD of passthru +
+// tuning sets a sysctl of eth0 and creates no interface; DEL undoes
+// nothing and leaves nothing.
+func TestPassthruChainTunesThePod(t *testing.T) {
+	e := newEnv(t)
+	e.writeManifest("nads.yaml", nadManifest("default", "tune",
+		`{"cniVersion":"1.0.0","name":"tune","plugins":[{"type":"passthru"},{"type":"tuning","sysctl":{"net.ipv4.conf.eth0.arp_notify":"1"}}]}`))
+	e.writeManifest("pod.yaml", podManifest("default", "tuned", "tune"))
+	p := e.newPod("default", "tuned")
+	e.mustAdd(p)
+	l := keys(e.links(p))
+	if slices.Sort(l); strings.Join(l, ",") != "eth0,lo" {
+		t.Errorf("pod has %v, want lo and eth0 only (passthru creates no interface)", l)
+	}
+	var val string
+	if err := p.netns.Do(func(ns.NetNS) error {
+		b, err := os.ReadFile("/proc/sys/net/ipv4/conf/eth0/arp_notify")
+		val = strings.TrimSpace(string(b))
+		return err
+	}); err != nil || val != "1" {
+		t.Errorf("eth0 arp_notify = %q (%v), want 1 (set by tuning after passthru)", val, err)
+	}
+	// No entry for it in network-status (nothing to show), as Multus.
+	if st := e.status(p); len(st) != 1 || st[0]["interface"] != "eth0" {
+		t.Errorf("network-status %v, want eth0's entry only", st)
+	}
+	e.mustDel(p)
+	e.assertClean()
 }

@@ -122,7 +122,7 @@ func installMultus(args []string) int {
 	if err := install.MultusShim(filepath.Join(filepath.Dir(self), "plexus"), *dir); err != nil {
 		return report(err)
 	}
-	fmt.Printf("plexus shim installed in %s as plexus and multus-shim\n", *dir)
+	fmt.Printf("plexus shim installed in %s as plexus, multus-shim and passthru\n", *dir)
 	return 0
 }
 

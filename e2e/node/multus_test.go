@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -220,6 +221,14 @@ func testSwitchFromMultus(t *testing.T, n *Node) {
 	}
 	n.waitDaemonSetRolled(t, "kube-multus-ds", plexusImage)
 	n.waitRuntimeUses(t, "plexus-cni-network")
+	// install_multus installed Plexus's shim under Multus's names, passthru
+	// included (a NAD of type passthru keeps working).
+	shimBin, _ := os.ReadFile(filepath.Join(n.Repo, "bin", "linux_amd64", "plexus"))
+	for _, name := range []string{"multus-shim", "passthru"} {
+		if b, err := os.ReadFile(filepath.Join(n.binDir(), name)); err != nil || !bytes.Equal(b, shimBin) {
+			t.Errorf("%s in the node's CNI bin dir is not Plexus's shim after the switch (%v)", name, err)
+		}
+	}
 	// Plexus's config in Multus's file name: replaced, not added.
 	if b, err := os.ReadFile(n.multusConfPath()); err != nil || !strings.Contains(string(b), `"type": "plexus"`) {
 		t.Errorf("%s after the switch: %v\n%s", n.multusConfPath(), err, b)

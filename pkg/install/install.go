@@ -20,12 +20,19 @@ func Shim(src, dir string) error {
 // MultusShim is what Multus thick's init container does, for Plexus: the
 // shim copied to dir/plexus (what Plexus's generated config names) and to
 // dir/multus-shim (what a 00-multus.conf left by Multus names: the shim
-// reaches plexusd from such a config too).
+// reaches plexusd from such a config too), and to dir/passthru, Multus's
+// passthru plugin, which install_multus installs beside its shim (the shim
+// acts as it under that name).
 func MultusShim(src, dir string) error {
 	if err := Shim(src, dir); err != nil {
 		return err
 	}
-	return copyAtomic(src, filepath.Join(dir, "multus-shim"))
+	for _, name := range []string{"multus-shim", "passthru"} {
+		if err := copyAtomic(src, filepath.Join(dir, name)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func copyAtomic(src, dst string) error {

@@ -19,7 +19,9 @@ type DeviceInfoFunc func(delegate.Spec) (*nadv1.DeviceInfo, error)
 // Build returns one entry per sandbox interface of every attachment, in
 // attachment order. Only interfaces with a sandbox count (spec 5.3.3.1);
 // an attachment whose result lists no sandbox interface gets one entry named
-// by its requested ifname with all its IPs. Exactly one entry (the default
+// by its requested ifname with all its IPs, and none at all if it has no IPs
+// either (a passthru chain that only tunes the pod: nothing to show, as
+// Multus shows nothing), unless it is the default network. Exactly one entry (the default
 // network's first sandbox interface, or its requested ifname) has
 // default: true. Every entry of an attachment carries its device-info, as
 // the NAD client's CreateNetworkStatuses does; devInfo may be nil.
@@ -66,6 +68,9 @@ func entries(s delegate.Spec, res *current.Result) []nadv1.NetworkStatus {
 		out = append(out, st)
 	}
 	if len(out) == 0 {
+		if !s.Default && !hasIP(res) {
+			return nil
+		}
 		st := base(s, res)
 		st.Interface = s.IfName
 		for _, ipc := range res.IPs {
@@ -87,6 +92,15 @@ func entries(s delegate.Spec, res *current.Result) []nadv1.NetworkStatus {
 		out[mark].Default = true
 	}
 	return out
+}
+
+func hasIP(res *current.Result) bool {
+	for _, ipc := range res.IPs {
+		if ipc != nil && ipc.Address.IP != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func base(s delegate.Spec, res *current.Result) nadv1.NetworkStatus {

@@ -3,6 +3,7 @@ package shim
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -144,5 +145,33 @@ func TestMultusShimConfig(t *testing.T) {
 		if s.socket != c.socket || s.cniDir != "/var/lib/cni/multus" {
 			t.Errorf("%s: socket %s cniDir %s, want %s and /var/lib/cni/multus", c.conf, s.socket, s.cniDir, c.socket)
 		}
+	}
+}
+
+// Multus's passthru: an empty result in the config's version, for every
+// version the shim supports; the other commands do nothing.
+func TestPassthru(t *testing.T) {
+	for _, v := range []string{"0.3.1", "0.4.0", "1.0.0", "1.1.0"} {
+		var out bytes.Buffer
+		f := PassthruFuncs(&out)
+		if err := f.Add(&skel.CmdArgs{StdinData: []byte(`{"cniVersion":"` + v + `","name":"aux","type":"passthru"}`)}); err != nil {
+			t.Fatalf("%s: ADD: %v", v, err)
+		}
+		var res struct {
+			CNIVersion string
+			Interfaces []any
+			IPs        []any
+		}
+		if err := json.Unmarshal(out.Bytes(), &res); err != nil || res.CNIVersion != v || len(res.Interfaces)+len(res.IPs) != 0 {
+			t.Errorf("%s: ADD printed %s (%v)", v, out.String(), err)
+		}
+		for _, c := range []func(*skel.CmdArgs) error{f.Del, f.Check, f.Status, f.GC} {
+			if err := c(&skel.CmdArgs{}); err != nil {
+				t.Errorf("%s: %v", v, err)
+			}
+		}
+	}
+	if err := PassthruFuncs(io.Discard).Add(&skel.CmdArgs{StdinData: []byte(`{`)}); err == nil || !strings.Contains(err.Error(), "passthru") {
+		t.Errorf("bad config: %v", err)
 	}
 }
