@@ -41,14 +41,15 @@ plugins:
 
 # Test-only binaries: a race-enabled daemon, the recording plugin, the
 # SR-IOV CNI stand-in (vfplugin), a kubelet device plugin, and the shim as
-# Multus's passthru plugin (the name the image and install_multus give it).
+# Multus's passthru plugin beside the reference plugins (where
+# install_multus puts it, under the name the image gives it).
 testbins:
 	@mkdir -p $(TEST_BIN)
 	$(GO) build -race -o $(TEST_BIN)/plexusd ./cmd/thick-daemon
 	CGO_ENABLED=0 $(GO) build -o $(TEST_BIN)/recorder ./e2e/testplugins/recorder
 	CGO_ENABLED=0 $(GO) build -o $(TEST_BIN)/vfplugin ./e2e/testplugins/vfplugin
 	CGO_ENABLED=0 $(GO) build -o $(TEST_BIN)/deviceplugin ./e2e/testplugins/deviceplugin
-	ln -sf ../plexus $(TEST_BIN)/passthru
+	@mkdir -p $(CNI_BIN) && ln -sf ../plexus $(CNI_BIN)/passthru
 
 # kube-apiserver and kubectl from the Go module proxy, cached under .cache/
 # (about 7 minutes the first time on 2 cores, seconds afterwards).

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	nadutils "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/utils"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/plexus-cni/plexus/internal/testutil"
@@ -64,6 +65,22 @@ func TestK8sAttachAndStatus(t *testing.T) {
 			}
 			if s.Default != (i == 0) {
 				t.Errorf("%s: status[%d].default = %v", c.p.name, i, s.Default)
+			}
+		}
+		// What kubectl-multinet prints (POD IF ADDRESS MAC, from the NAD
+		// client's GetNetworkStatus of the pod as the API server has it):
+		// one row per interface, each matching the pod's netns.
+		obj, err := k.kube.CoreV1().Pods(c.p.ns).Get(context.Background(), c.p.name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := nadutils.GetNetworkStatus(obj)
+		if err != nil || len(rows) != len(c.ifaces) {
+			t.Errorf("%s: kubectl-multinet's reading: %+v %v", c.p.name, rows, err)
+		}
+		for i, r := range rows {
+			if r.DeviceInfo != nil || r.Interface != c.ifaces[i] || r.Mac != links[c.ifaces[i]].Address || len(r.IPs) != 1 {
+				t.Errorf("%s: kubectl-multinet row %d: %s %s %v %s", c.p.name, i, c.p.name, r.Interface, r.IPs, r.Mac)
 			}
 		}
 		// Multus's message format: "Add <if> [<ips>] from <network>".

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -192,5 +193,64 @@ func TestPassthruChainTunesThePod(t *testing.T) {
 		t.Errorf("network-status %v, want eth0's entry only", st)
 	}
 	e.mustDel(p)
+	e.assertClean()
+}
+
+// auxiliaryCNIChainName, Multus's meaning: after a pod's other attachments,
+// passthru then the plugins of <dir of clusterNetwork>/<name>/*.conf run
+// on the pod's existing interfaces (here tuning sets a sysctl of eth0).
+// The chain takes the next free net<N>, creates nothing, shows nothing in
+// network-status, and its DEL (also replayed with the daemon down) leaves
+// nothing.
+func TestAuxiliaryChain(t *testing.T) {
+	netd := t.TempDir()
+	cluster := filepath.Join(netd, "10-cluster.conflist")
+	e := newEnv(t, withConfig("clusterNetwork", cluster), withConfig("auxiliaryCNIChainName", "vendor-chain"))
+	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"cluster-file","plugins":[{"type":"bridge","bridge":"plexus-br0","isGateway":true,"ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":"10.88.0.0/16"}]],"routes":[{"dst":"0.0.0.0/0"}]}}]}`, e.ipamDir)
+	if err := os.WriteFile(cluster, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(netd, "vendor-chain"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(netd, "vendor-chain", "10-tune.conf"), []byte(`{"type":"tuning","sysctl":{"net.ipv4.conf.eth0.arp_notify":"1"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.writeManifest("nads.yaml", nadManifest("default", "mv1", macvlanConf("mv1", "1.0.0", "192.168.10.0/24", e.ipamDir)))
+	e.writeManifest("pod.yaml", podManifest("default", "web", "mv1")+"---\n"+podManifest("default", "web2", ""))
+	for _, name := range []string{"web", "web2"} {
+		p := e.newPod("default", name)
+		e.mustAdd(p)
+		l := keys(e.links(p))
+		slices.Sort(l)
+		want := "eth0,lo,net1"
+		if name == "web2" {
+			want = "eth0,lo"
+		}
+		if strings.Join(l, ",") != want {
+			t.Errorf("%s has %v, want %s (the chain creates no interface)", name, l, want)
+		}
+		var val string
+		if err := p.netns.Do(func(ns.NetNS) error {
+			b, err := os.ReadFile("/proc/sys/net/ipv4/conf/eth0/arp_notify")
+			val = strings.TrimSpace(string(b))
+			return err
+		}); err != nil || val != "1" {
+			t.Errorf("%s: eth0 arp_notify = %q (%v), want 1 (set by the chain)", name, val, err)
+		}
+		var ifs []string
+		for _, s := range e.status(p) {
+			ifs = append(ifs, s["interface"].(string))
+		}
+		if want := map[string]string{"web": "eth0,net1", "web2": "eth0"}[name]; strings.Join(ifs, ",") != want {
+			t.Errorf("%s: network-status interfaces %v, want %s", name, ifs, want)
+		}
+		if name == "web2" {
+			// DEL replayed by the shim from the record, the daemon down.
+			e.stopDaemon()
+		}
+		e.mustDel(p)
+	}
+	e.startDaemon() // sweeps the status file the shim could not remove
 	e.assertClean()
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -39,6 +40,12 @@ type Config struct {
 	ClusterNetwork string
 	// DefaultNetworks are attached to every pod not in SystemNamespaces.
 	DefaultNetworks []string
+	// AuxiliaryCNIChainName, when set, runs one more attachment after all
+	// others on every pod: Multus's passthru plugin followed by the plugins
+	// in <dir of the cluster network's file>/<name>/*.conf (tuning, say),
+	// acting on the interfaces the pod already has. Needs ClusterNetwork to
+	// be a file path (or the generated config's primary).
+	AuxiliaryCNIChainName string
 	// MultusNamespace holds the NADs named by ClusterNetwork and
 	// DefaultNetworks, and is the namespace of an unqualified
 	// default-network override annotation.
@@ -257,6 +264,9 @@ func (c Config) EffectiveGlobalNamespaces() []string {
 
 // Validate reports every problem with c, joined; each is a *KeyError naming
 // the config key.
+// chainNameRE is the CNI spec's network name, which names a directory here.
+var chainNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
 func (c Config) Validate() error { return errors.Join(c.problems()...) }
 
 func (c Config) problems() []error {
@@ -278,6 +288,14 @@ func (c Config) problems() []error {
 	}
 	if c.AutoconfigDir != "" && c.CNIConfigDir == "" {
 		add(keyErrorf("multusAutoconfigDir", "needs cniConfigDir"))
+	}
+	if c.AuxiliaryCNIChainName != "" {
+		if !chainNameRE.MatchString(c.AuxiliaryCNIChainName) {
+			add(keyErrorf("auxiliaryCNIChainName", "must be a CNI network name (a letter or digit, then letters, digits, '_', '.' or '-'), got %q", c.AuxiliaryCNIChainName))
+		}
+		if c.ClusterNetwork != "" && !strings.HasPrefix(c.ClusterNetwork, "/") {
+			add(keyErrorf("auxiliaryCNIChainName", "needs clusterNetwork to be an absolute file path (the chain's plugins are read from <its directory>/%s/), got %q", c.AuxiliaryCNIChainName, c.ClusterNetwork))
+		}
 	}
 	for i, n := range c.DefaultNetworks {
 		if n == "" {

@@ -264,8 +264,7 @@ func TestUnsupportedKeys(t *testing.T) {
 	t.Parallel()
 	// Each message must say why, or what to use instead.
 	hints := map[string]string{
-		"delegates":             "use clusterNetwork",
-		"auxiliaryCNIChainName": "not supported",
+		"delegates": "use clusterNetwork",
 	}
 	if len(hints) != len(unsupported) {
 		t.Errorf("test covers %d unsupported keys, package has %d", len(hints), len(unsupported))

@@ -78,6 +78,9 @@ func (w *wire) resolve(base Config) (Config, []error) {
 	if w.DefaultNetworks != nil {
 		c.DefaultNetworks = trimAll(*w.DefaultNetworks)
 	}
+	if w.AuxiliaryCNIChainName != nil {
+		c.AuxiliaryCNIChainName = strings.TrimSpace(*w.AuxiliaryCNIChainName)
+	}
 	setString(&c.MultusNamespace, w.MultusNamespace)
 	if w.SystemNamespaces != nil {
 		c.SystemNamespaces = *w.SystemNamespaces

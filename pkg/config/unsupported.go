@@ -4,8 +4,7 @@ package config
 // reason: honouring it is not possible and ignoring it would attach
 // networks other than the ones its author meant.
 var unsupported = map[string]string{
-	"delegates":             "inline delegates are not supported; use clusterNetwork (a NAD name, a CNI config name in confDir, or an absolute file path)",
-	"auxiliaryCNIChainName": "auxiliary CNI chains are not supported; use defaultNetworks or a conflist with the plugins chained",
+	"delegates": "inline delegates are not supported; use clusterNetwork (a NAD name, a CNI config name in confDir, or an absolute file path)",
 }
 
 // ignored maps each Multus daemon-config key that Plexus accepts without

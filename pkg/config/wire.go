@@ -20,6 +20,7 @@ import (
 type wire struct {
 	ClusterNetwork         *string         `json:"clusterNetwork"`
 	DefaultNetworks        *[]string       `json:"defaultNetworks"`
+	AuxiliaryCNIChainName  *string         `json:"auxiliaryCNIChainName"`
 	MultusNamespace        *string         `json:"multusNamespace"`
 	SystemNamespaces       *[]string       `json:"systemNamespaces"`
 	NamespaceIsolation     *bool           `json:"namespaceIsolation"`
@@ -93,6 +94,7 @@ func (w *wire) fields() map[string]any {
 	return map[string]any{
 		"clusterNetwork":         &w.ClusterNetwork,
 		"defaultNetworks":        &w.DefaultNetworks,
+		"auxiliaryCNIChainName":  &w.AuxiliaryCNIChainName,
 		"multusNamespace":        &w.MultusNamespace,
 		"systemNamespaces":       &w.SystemNamespaces,
 		"namespaceIsolation":     &w.NamespaceIsolation,

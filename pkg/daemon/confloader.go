@@ -54,3 +54,27 @@ func (fileConfs) File(path string) ([]byte, error) {
 	}
 	return data, err
 }
+
+// Chain reads dir/*.conf in file-name order, as libcni reads a network's
+// plugin drop-in directory; a missing dir holds no plugins.
+func (fileConfs) Chain(dir string) ([][]byte, error) {
+	entries, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	for _, e := range entries { // sorted by name
+		if strings.ToLower(filepath.Ext(e.Name())) != ".conf" || !e.Type().IsRegular() {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, data)
+	}
+	return out, nil
+}

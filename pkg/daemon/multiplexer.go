@@ -137,14 +137,16 @@ func (m *Multiplexer) options() netselect.Options {
 		cluster = m.cniconf.PrimaryPath()
 	}
 	return netselect.Options{
-		ClusterNetwork:     cluster,
-		DefaultNetworks:    m.cfg.DefaultNetworks,
-		PlexusNamespace:    m.cfg.MultusNamespace,
-		SystemNamespaces:   m.cfg.SystemNamespaces,
-		NamespaceIsolation: m.cfg.NamespaceIsolation,
-		GlobalNamespaces:   m.cfg.EffectiveGlobalNamespaces(),
-		ConfDir:            m.cfg.ConfDir,
-		MaxAttachments:     m.cfg.MaxAttachments,
+		ClusterNetwork:      cluster,
+		DefaultNetworks:     m.cfg.DefaultNetworks,
+		PlexusNamespace:     m.cfg.MultusNamespace,
+		SystemNamespaces:    m.cfg.SystemNamespaces,
+		NamespaceIsolation:  m.cfg.NamespaceIsolation,
+		GlobalNamespaces:    m.cfg.EffectiveGlobalNamespaces(),
+		ConfDir:             m.cfg.ConfDir,
+		MaxAttachments:      m.cfg.MaxAttachments,
+		AuxiliaryChain:      m.cfg.AuxiliaryCNIChainName,
+		AuxiliaryCNIVersion: m.cfg.CNIVersion,
 	}
 }
 

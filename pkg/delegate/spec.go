@@ -45,6 +45,9 @@ type Spec struct {
 	// DEL; "" once done. A crash leaves it set, and the next pass undoes
 	// (adding) or finishes (removing) it.
 	Hotplug string `json:"hotplug,omitempty"`
+	// Auxiliary marks the auxiliary chain (auxiliaryCNIChainName): the
+	// last attachment, on every pod, made for no network of its own.
+	Auxiliary bool `json:"auxiliary,omitempty"`
 }
 
 // Hot-plug states of an attachment in the record.

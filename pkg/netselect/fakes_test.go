@@ -42,7 +42,8 @@ func (f *fakeNADs) GetNAD(namespace, name string) (*nadv1.NetworkAttachmentDefin
 type fakeConfs struct {
 	byName map[string]string
 	files  map[string]string
-	err    error // returned by every call when set
+	chains map[string][]string // Chain: dir → plugin configs
+	err    error               // returned by every call when set
 }
 
 var _ ConfLoader = (*fakeConfs)(nil)
@@ -65,6 +66,17 @@ func (f *fakeConfs) File(path string) ([]byte, error) {
 		return []byte(s), nil
 	}
 	return nil, fmt.Errorf("open %s: %w", path, podref.ErrNotFound)
+}
+
+func (f *fakeConfs) Chain(dir string) ([][]byte, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	var out [][]byte
+	for _, s := range f.chains[dir] {
+		out = append(out, []byte(s))
+	}
+	return out, nil
 }
 
 func makeNAD(namespace, name, config string) *nadv1.NetworkAttachmentDefinition {

@@ -70,7 +70,7 @@ func NeedsAdoption(opts Options, pod *podref.Pod, current []delegate.Spec) bool 
 	keyed, plain := 0, 0
 	for _, s := range current {
 		switch {
-		case s.Default:
+		case s.Default, s.Auxiliary:
 		case s.Selection != "":
 			keyed++
 		default:

@@ -7,6 +7,7 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
@@ -47,7 +48,19 @@ type Options struct {
 	// MaxAttachments caps the number of attachments per pod, the default
 	// network included. 0 means DefaultMaxAttachments.
 	MaxAttachments int
+	// AuxiliaryChain names the chain run last on every pod
+	// (auxiliaryCNIChainName): passthru, then the plugins of
+	// <dir of ClusterNetwork>/<AuxiliaryChain>/*.conf; none if that
+	// directory holds no .conf file. "" for none.
+	AuxiliaryChain string
+	// AuxiliaryCNIVersion is the chain's cniVersion (the daemon's
+	// cniVersion); "" takes the default network's.
+	AuxiliaryCNIVersion string
 }
+
+// PassthruType is the plugin at the head of the auxiliary chain: Multus's
+// passthru, which the Plexus shim serves under that name.
+const PassthruType = "passthru"
 
 // Request is the part of a CNI ADD that selection depends on.
 type Request struct {
@@ -117,14 +130,22 @@ func Resolve(opts Options, req Request, nads NADGetter, confs ConfLoader) ([]del
 	if r.pod != nil && slices.Contains(r.opts.SystemNamespaces, r.pod.Namespace) {
 		defaults = nil
 	}
-	if n := 1 + len(defaults) + len(elements); n > r.opts.MaxAttachments {
+	aux, err := r.auxiliaryPlugins()
+	if err != nil {
+		return nil, err
+	}
+	auxN := 0
+	if aux != nil {
+		auxN = 1
+	}
+	if n := 1 + len(defaults) + len(elements) + auxN; n > r.opts.MaxAttachments {
 		return nil, r.fail(&SelectionError{
-			Reason: fmt.Sprintf("%d attachments (default network, %d default networks, %d from %s) exceed the limit of %d",
-				n, len(defaults), len(elements), NetworksAnnotation, r.opts.MaxAttachments)})
+			Reason: fmt.Sprintf("%d attachments (default network, %d default networks, %d from %s, %d auxiliary chain) exceed the limit of %d",
+				n, len(defaults), len(elements), NetworksAnnotation, auxN, r.opts.MaxAttachments)})
 	}
 
 	// Cheap checks on the request itself come before any lookup.
-	labels, ifNames, err := r.nameInterfaces(req.RuntimeIfName, defaults, elements)
+	labels, ifNames, err := r.nameInterfaces(req.RuntimeIfName, defaults, elements, aux != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +179,70 @@ func Resolve(opts Options, req Request, nads NADGetter, confs ConfLoader) ([]del
 		s.Selection = SelectionKey(el)
 		specs = append(specs, s)
 	}
+	if aux != nil {
+		s, err := r.auxiliarySpec(aux, def)
+		if err != nil {
+			return nil, err
+		}
+		s.IfName = ifNames[len(ifNames)-1]
+		specs = append(specs, s)
+	}
 	return specs, nil
+}
+
+// auxiliaryPlugins reads the auxiliary chain's plugin configs; nil if no
+// chain is configured or its directory holds none (as Multus: passthru
+// alone is no chain).
+func (r *resolver) auxiliaryPlugins() ([][]byte, error) {
+	name := r.opts.AuxiliaryChain
+	if name == "" {
+		return nil, nil
+	}
+	label := "auxiliaryCNIChainName " + strconv.Quote(name)
+	if !strings.HasPrefix(r.opts.ClusterNetwork, "/") {
+		return nil, r.fail(&SelectionError{Element: label, Reason: fmt.Sprintf("needs clusterNetwork to be a file path, got %q", r.opts.ClusterNetwork)})
+	}
+	if r.confs == nil {
+		return nil, r.fail(&SelectionError{Element: label, Reason: "no configuration loader available"})
+	}
+	dir := filepath.Join(filepath.Dir(r.opts.ClusterNetwork), name)
+	plugins, err := r.confs.Chain(dir)
+	if err != nil {
+		return nil, r.fail(&SelectionError{Element: label, Reason: "reading the chain's plugins in " + dir, Err: err})
+	}
+	return plugins, nil
+}
+
+// auxiliarySpec builds the auxiliary chain's conflist: passthru, then the
+// plugins, in the daemon's cniVersion (else the default network's).
+func (r *resolver) auxiliarySpec(plugins [][]byte, def delegate.Spec) (delegate.Spec, error) {
+	name := r.opts.AuxiliaryChain
+	label := "auxiliaryCNIChainName " + strconv.Quote(name)
+	version := r.opts.AuxiliaryCNIVersion
+	if version == "" {
+		var head struct {
+			CNIVersion string `json:"cniVersion"`
+		}
+		_ = json.Unmarshal(def.ConfList, &head)
+		version = head.CNIVersion
+	}
+	list := struct {
+		CNIVersion string            `json:"cniVersion"`
+		Name       string            `json:"name"`
+		Plugins    []json.RawMessage `json:"plugins"`
+	}{version, name, []json.RawMessage{json.RawMessage(`{"type":"` + PassthruType + `","name":"passthru-cni"}`)}}
+	for _, p := range plugins {
+		list.Plugins = append(list.Plugins, json.RawMessage(p))
+	}
+	raw, err := json.Marshal(list)
+	if err != nil {
+		return delegate.Spec{}, r.fail(&SelectionError{Element: label, Reason: "a plugin config is not valid JSON", Err: err})
+	}
+	confList, err := NormalizeHostConfList(raw, name)
+	if err != nil {
+		return delegate.Spec{}, r.relabel(err, label)
+	}
+	return delegate.Spec{Network: name, ConfList: json.RawMessage(confList), Auxiliary: true}, nil
 }
 
 func (o Options) withDefaults() Options {
@@ -203,9 +287,9 @@ func (r *resolver) readPod(p *podref.Pod) ([]nadv1.NetworkSelectionElement, *nad
 
 // nameInterfaces labels the non-default attachments for error messages and
 // assigns their interface names.
-func (r *resolver) nameInterfaces(runtimeIfName string, defaults []string, elements []nadv1.NetworkSelectionElement) (labels, ifNames []string, err error) {
-	labels = make([]string, 0, len(defaults)+len(elements))
-	requested := make([]string, 0, len(defaults)+len(elements))
+func (r *resolver) nameInterfaces(runtimeIfName string, defaults []string, elements []nadv1.NetworkSelectionElement, aux bool) (labels, ifNames []string, err error) {
+	labels = make([]string, 0, len(defaults)+len(elements)+1)
+	requested := make([]string, 0, len(defaults)+len(elements)+1)
 	for i, d := range defaults {
 		labels = append(labels, fmt.Sprintf("defaultNetworks[%d] %q", i, d))
 		requested = append(requested, "")
@@ -213,6 +297,10 @@ func (r *resolver) nameInterfaces(runtimeIfName string, defaults []string, eleme
 	for i, el := range elements {
 		labels = append(labels, elementLabel("networks", i, el.Name))
 		requested = append(requested, el.InterfaceRequest)
+	}
+	if aux {
+		labels = append(labels, "auxiliaryCNIChainName "+strconv.Quote(r.opts.AuxiliaryChain))
+		requested = append(requested, "")
 	}
 	ifNames, err = AssignIfNames(runtimeIfName, requested)
 	if err != nil {

@@ -20,4 +20,7 @@ type ConfLoader interface {
 	ByName(dir, name string) ([]byte, error)
 	// File returns the bytes of the file at path (an absolute path).
 	File(path string) ([]byte, error)
+	// Chain returns the plugin configs of dir/*.conf, sorted by file name
+	// (libcni's plugin drop-in directory); none if dir does not exist.
+	Chain(dir string) ([][]byte, error)
 }
