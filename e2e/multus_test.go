@@ -126,8 +126,10 @@ func TestDelOfSandboxAttachedByMultus(t *testing.T) {
 }
 
 // plexusd run as multus-daemon (Multus's manifest, the image changed)
-// with a Multus config holding a key Plexus refuses: it says which and
-// why, starts nothing, and the node keeps the CNI config it had.
+// with a Multus config holding a value Plexus refuses (multusConfigFile
+// naming Multus's own file, which Plexus cannot use as its config): it
+// says which key and why, starts nothing, and the node keeps the CNI
+// config it had.
 func TestMultusDaemonRefusesUnsafeKey(t *testing.T) {
 	requireRoot(t)
 	dir := t.TempDir()
@@ -141,8 +143,8 @@ func TestMultusDaemonRefusesUnsafeKey(t *testing.T) {
 	}
 	cfg := filepath.Join(dir, "daemon-config.json")
 	doc := `{"chrootDir":"/","cniVersion":"0.3.1","logLevel":"verbose","logToStderr":true,"cniConfigDir":"` + netd + `",` +
-		`"multusAutoconfigDir":"` + netd + `","multusConfigFile":"auto","socketDir":"` + filepath.Join(dir, "run") + `",` +
-		`"metricsPort":9091,"delegates":[{"type":"bridge"}]}`
+		`"multusAutoconfigDir":"` + netd + `","multusConfigFile":"/etc/cni/multus/net.d/multus.conf","socketDir":"` + filepath.Join(dir, "run") + `",` +
+		`"metricsPort":9091}`
 	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +154,7 @@ func TestMultusDaemonRefusesUnsafeKey(t *testing.T) {
 	}
 	cmd := exec.Command(as, "-config", cfg)
 	cmd.Env = append(os.Environ(), "MULTUS_NODE_NAME=n1")
-	out := refusesToStart(t, cmd, `"delegates"`, "clusterNetwork")
+	out := refusesToStart(t, cmd, `"multusConfigFile"`, `only "auto"`)
 	if strings.Contains(out, "metricsPort") {
 		t.Errorf("metricsPort is accepted with a warning, not an error: %s", out)
 	}
@@ -253,4 +255,46 @@ func TestAuxiliaryChain(t *testing.T) {
 	}
 	e.startDaemon() // sweeps the status file the shim could not remove
 	e.assertClean()
+}
+
+// Multus's inline delegates, without clusterNetwork: the first is the
+// pod's eth0, the second follows on every pod, then the annotation's
+// networks; DEL leaves nothing. A delegate that is not a valid CNI config
+// stops plexusd at start, naming it.
+func TestInlineDelegates(t *testing.T) {
+	e := newEnv(t)
+	e.stopDaemon()
+	bridge := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"inline-cluster","type":"bridge","bridge":"plexus-br0","isGateway":true,"ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":"10.88.0.0/16"}]],"routes":[{"dst":"0.0.0.0/0"}]}}`, e.ipamDir)
+	e.extraCfg["delegates"] = []json.RawMessage{json.RawMessage(bridge), json.RawMessage(macvlanConf("inline-mv", "1.0.0", "192.168.30.0/24", e.ipamDir))}
+	e.writeDaemonConfig("")
+	e.startDaemon()
+	e.writeManifest("nads.yaml", nadManifest("default", "mv1", macvlanConf("mv1", "1.0.0", "192.168.10.0/24", e.ipamDir)))
+	e.writeManifest("pod.yaml", podManifest("default", "web", "mv1"))
+	p := e.newPod("default", "web")
+	e.mustAdd(p)
+	links := e.links(p)
+	for name, prefix := range map[string]string{"eth0": "10.88.", "net1": "192.168.30.", "net2": "192.168.10."} {
+		if ips := links[name].ipv4(); len(ips) != 1 || !strings.HasPrefix(ips[0], prefix) {
+			t.Errorf("%s has %v, want an address in %s*", name, ips, prefix)
+		}
+	}
+	var names []string
+	for _, s := range e.status(p) {
+		names = append(names, s["name"].(string))
+	}
+	if strings.Join(names, ",") != "inline-cluster,inline-mv,default/mv1" {
+		t.Errorf("network-status names %v", names)
+	}
+	e.mustDel(p)
+	e.assertClean()
+
+	e.stopDaemon()
+	e.extraCfg["delegates"] = []json.RawMessage{json.RawMessage(bridge), json.RawMessage(`{"cniVersion":"1.0.0","type":"../evil"}`)}
+	e.writeDaemonConfig("")
+	if out, err := exec.Command(daemonBin, "--config", e.cfgPath).CombinedOutput(); err == nil {
+		t.Fatalf("plexusd started with a bad delegate: %s", out)
+	}
+	if log, _ := os.ReadFile(e.logPath); !strings.Contains(string(log), `delegates[1]`) || !strings.Contains(string(log), "evil") {
+		t.Errorf("the log does not name delegates[1] and its type: %s", log)
+	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,6 +41,11 @@ type Config struct {
 	ClusterNetwork string
 	// DefaultNetworks are attached to every pod not in SystemNamespaces.
 	DefaultNetworks []string
+	// Delegates are inline CNI configs, used only when ClusterNetwork is
+	// empty and no cniConfigDir names a primary (Multus's meaning): the
+	// first is the pod's default network, the others are attached after
+	// it on every pod, instead of DefaultNetworks.
+	Delegates []json.RawMessage
 	// AuxiliaryCNIChainName, when set, runs one more attachment after all
 	// others on every pod: Multus's passthru plugin followed by the plugins
 	// in <dir of the cluster network's file>/<name>/*.conf (tuning, say),
@@ -277,8 +283,13 @@ func (c Config) problems() []error {
 		}
 	}
 
-	if c.ClusterNetwork == "" && c.CNIConfigDir == "" {
-		add(keyErrorf("clusterNetwork", "required unless cniConfigDir is set: a NAD name in multusNamespace, a CNI config name in confDir, or an absolute file path"))
+	if c.ClusterNetwork == "" && c.CNIConfigDir == "" && len(c.Delegates) == 0 {
+		add(keyErrorf("clusterNetwork", "required unless cniConfigDir or delegates is set: a NAD name in multusNamespace, a CNI config name in confDir, or an absolute file path"))
+	}
+	for i, d := range c.Delegates {
+		if firstByte(d) != '{' {
+			add(keyErrorf(fmt.Sprintf("delegates[%d]", i), "must be a CNI config object"))
+		}
 	}
 	if c.CNIVersion != "" && !api.SupportsCNIVersion(c.CNIVersion) {
 		add(keyErrorf("cniVersion", "must be one of 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0, got %q", c.CNIVersion))

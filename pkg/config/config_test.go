@@ -260,32 +260,39 @@ func TestLogLevel(t *testing.T) {
 	}
 }
 
-func TestUnsupportedKeys(t *testing.T) {
+// A Multus key whose value Plexus cannot honour is refused, saying why.
+func TestUnsupportedMultusValue(t *testing.T) {
 	t.Parallel()
-	// Each message must say why, or what to use instead.
-	hints := map[string]string{
-		"delegates": "use clusterNetwork",
+	_, err := Parse([]byte(`{"clusterNetwork": "calico", "multusConfigFile": "/etc/cni/multus/00-multus.conf"}`))
+	if !errors.Is(err, ErrUnsupportedKey) || errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("err = %v, want ErrUnsupportedKey only", err)
 	}
-	if len(hints) != len(unsupported) {
-		t.Errorf("test covers %d unsupported keys, package has %d", len(hints), len(unsupported))
+	for _, want := range []string{`"multusConfigFile"`, "unsupported Multus key", "auto"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("message %q does not contain %q", err, want)
+		}
 	}
-	for key, hint := range hints {
-		t.Run(key, func(t *testing.T) {
-			t.Parallel()
-			_, err := Parse([]byte(`{"clusterNetwork": "calico", "` + key + `": 1}`))
-			if !errors.Is(err, ErrUnsupportedKey) {
-				t.Fatalf("errors.Is(err, ErrUnsupportedKey) = false; err = %v", err)
-			}
-			if errors.Is(err, ErrUnknownKey) {
-				t.Errorf("unsupported key also reported as unknown: %v", err)
-			}
-			msg := err.Error()
-			for _, want := range []string{`"` + key + `"`, "unsupported Multus key", hint} {
-				if !strings.Contains(msg, want) {
-					t.Errorf("message %q does not contain %q", msg, want)
-				}
-			}
-		})
+}
+
+// delegates has Multus's meaning: inline configs, the first the default
+// network, used only without clusterNetwork; with it, a warning.
+func TestDelegates(t *testing.T) {
+	t.Parallel()
+	c, err := Parse([]byte(`{"delegates": [{"cniVersion":"1.0.0","name":"a","type":"bridge"}, {"type":"macvlan"}]}`))
+	if err != nil || len(c.Delegates) != 2 || len(c.Warnings) != 0 {
+		t.Fatalf("delegates alone: %v %+v", err, c)
+	}
+	c, err = Parse([]byte(`{"clusterNetwork": "calico", "delegates": [{"type":"bridge"}]}`))
+	if err != nil || len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "delegates") {
+		t.Fatalf("delegates beside clusterNetwork: %v %v", err, c.Warnings)
+	}
+	_, err = Parse([]byte(`{"delegates": ["bridge"]}`))
+	if err == nil || !strings.Contains(err.Error(), "delegates[0]") {
+		t.Fatalf("a string delegate: %v", err)
+	}
+	_, err = Parse([]byte(`{"delegates": []}`))
+	if err == nil || !strings.Contains(err.Error(), "clusterNetwork") {
+		t.Fatalf("no delegate, no clusterNetwork: %v", err)
 	}
 }
 
@@ -437,7 +444,7 @@ func TestSeveralProblemsReportedAtOnce(t *testing.T) {
 	t.Parallel()
 	doc := `{
 		"chrootDir": "hostroot",
-		"delegates": [],
+		"multusConfigFile": "/etc/cni/net.d/00-multus.conf",
 		"bogus": true,
 		"multusNamespace": "Not A Label",
 		"namespaceIsolation": "yes",
@@ -453,9 +460,9 @@ func TestSeveralProblemsReportedAtOnce(t *testing.T) {
 	}`
 	_, err := Parse([]byte(doc))
 	want := []string{
-		"binDir[1]", "bogus", "chrootDir", "clusterNetwork", "confDir", "delegates",
+		"binDir[1]", "bogus", "chrootDir", "clusterNetwork", "confDir",
 		"globalNamespaces[1]", "logFormat", "logLevel", "logOptions.compress",
-		"logOptions.maxSize", "logOptions.rotate", "maxConcurrency",
+		"logOptions.maxSize", "logOptions.rotate", "maxConcurrency", "multusConfigFile",
 		"multusNamespace", "namespaceIsolation", "queueSize", "queueTimeout",
 	}
 	if got := keysOf(keyErrors(t, err)); !reflect.DeepEqual(got, want) {
@@ -548,7 +555,7 @@ func TestLoad(t *testing.T) {
 	if err := os.WriteFile(good, []byte(`{"clusterNetwork": "calico"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(bad, []byte(`{"clusterNetwork": "calico", "delegates": []}`), 0o600); err != nil {
+	if err := os.WriteFile(bad, []byte(`{"clusterNetwork": "calico", "multusConfigFile": "/x.conf"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Run("good", func(t *testing.T) {
@@ -605,14 +612,6 @@ func TestWireTagsMatchFields(t *testing.T) {
 		t.Parallel()
 		check(t, reflect.TypeFor[wireLogOptions](), (&wireLogOptions{}).fields())
 	})
-	t.Run("no overlap with unsupported", func(t *testing.T) {
-		t.Parallel()
-		for k := range (&wire{}).fields() {
-			if _, ok := unsupported[k]; ok {
-				t.Errorf("key %q is both accepted and unsupported", k)
-			}
-		}
-	})
 }
 
 // TestDocsListEveryKey makes sure docs/config.md mentions every key Parse
@@ -629,9 +628,6 @@ func TestDocsListEveryKey(t *testing.T) {
 		if i := strings.LastIndexByte(k, '.'); i >= 0 {
 			k = k[i+1:]
 		}
-		keys = append(keys, k)
-	}
-	for k := range unsupported {
 		keys = append(keys, k)
 	}
 	for _, k := range keys {

@@ -8,7 +8,8 @@ import (
 var (
 	// ErrUnknownKey marks a key that neither Plexus nor Multus defines.
 	ErrUnknownKey = errors.New("unknown key")
-	// ErrUnsupportedKey marks a Multus key that Plexus deliberately rejects.
+	// ErrUnsupportedKey marks a Multus key whose value Plexus deliberately
+	// rejects.
 	ErrUnsupportedKey = errors.New("unsupported Multus key")
 )
 

@@ -24,6 +24,9 @@ func ParseOver(data []byte, base Config) (Config, error) {
 	}
 	c, rerrs := w.resolve(base)
 	c.Warnings = warnings
+	if len(c.Delegates) > 0 && (c.ClusterNetwork != "" || c.CNIConfigDir != "") {
+		c.Warnings = append(c.Warnings, `Multus key "delegates" is not used: clusterNetwork (or the primary found in cniConfigDir) is the default network, as in Multus`)
+	}
 	errs = append(errs, rerrs...)
 	// A key whose value could not be decoded keeps its default; do not
 	// also report that default (e.g. "clusterNetwork": 1 is a type error,
@@ -77,6 +80,9 @@ func (w *wire) resolve(base Config) (Config, []error) {
 	}
 	if w.DefaultNetworks != nil {
 		c.DefaultNetworks = trimAll(*w.DefaultNetworks)
+	}
+	if w.Delegates != nil {
+		c.Delegates = *w.Delegates
 	}
 	if w.AuxiliaryCNIChainName != nil {
 		c.AuxiliaryCNIChainName = strings.TrimSpace(*w.AuxiliaryCNIChainName)

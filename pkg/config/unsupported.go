@@ -1,12 +1,5 @@
 package config
 
-// unsupported maps each Multus daemon-config key that Plexus refuses to the
-// reason: honouring it is not possible and ignoring it would attach
-// networks other than the ones its author meant.
-var unsupported = map[string]string{
-	"delegates": "inline delegates are not supported; use clusterNetwork (a NAD name, a CNI config name in confDir, or an absolute file path)",
-}
-
 // ignored maps each Multus daemon-config key that Plexus accepts without
 // acting on it to what Plexus does instead, logged as a warning at start:
 // a stock Multus config (and the upstream docs' keys) carries over.

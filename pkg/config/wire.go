@@ -18,56 +18,57 @@ import (
 // The json tags document the key names; decoding goes through fields(),
 // which a test keeps in step with the tags.
 type wire struct {
-	ClusterNetwork         *string         `json:"clusterNetwork"`
-	DefaultNetworks        *[]string       `json:"defaultNetworks"`
-	AuxiliaryCNIChainName  *string         `json:"auxiliaryCNIChainName"`
-	MultusNamespace        *string         `json:"multusNamespace"`
-	SystemNamespaces       *[]string       `json:"systemNamespaces"`
-	NamespaceIsolation     *bool           `json:"namespaceIsolation"`
-	GlobalNamespaces       *stringOrList   `json:"globalNamespaces"`
-	ConfDir                *string         `json:"confDir"`
-	BinDir                 *stringOrList   `json:"binDir"`
-	CNIDir                 *string         `json:"cniDir"`
-	SocketDir              *string         `json:"socketDir"`
-	ReadinessIndicatorFile *string         `json:"readinessindicatorfile"`
-	LogFile                *string         `json:"logFile"`
-	LogLevel               *string         `json:"logLevel"`
-	LogToStderr            *bool           `json:"logToStderr"`
-	LogFormat              *string         `json:"logFormat"`
-	LogOptions             *wireLogOptions `json:"logOptions"`
-	ManifestsDir           *string         `json:"manifestsDir"`
-	StatusDir              *string         `json:"statusDir"`
-	MaxConcurrency         *int            `json:"maxConcurrency"`
-	QueueSize              *int            `json:"queueSize"`
-	QueueTimeout           *durationString `json:"queueTimeout"`
-	RequestTimeout         *durationString `json:"requestTimeout"`
-	RollbackTimeout        *durationString `json:"rollbackTimeout"`
-	DelegateTimeout        *durationString `json:"delegateTimeout"`
-	OrphanSweepInterval    *durationString `json:"orphanSweepInterval"`
-	OrphanGracePeriod      *durationString `json:"orphanGracePeriod"`
-	CRISocket              *string         `json:"criSocket"`
-	MaxRequestBytes        *int64          `json:"maxRequestBytes"`
-	MaxAttachments         *int            `json:"maxAttachments"`
-	APIQPS                 *int            `json:"apiQPS"`
-	APIBurst               *int            `json:"apiBurst"`
-	EventQPS               *int            `json:"eventQPS"`
-	PodWaitTimeout         *durationString `json:"podWaitTimeout"`
-	PprofSocket            *string         `json:"pprofSocket"`
-	MetricsPort            *int            `json:"metricsPort"`
-	MetricsBindAddress     *string         `json:"metricsBindAddress"`
-	CNIConfigDir           *string         `json:"cniConfigDir"`
-	AutoconfigDir          *string         `json:"multusAutoconfigDir"`
-	PrimaryConfig          *string         `json:"multusMasterCNI"`
-	CNIVersion             *string         `json:"cniVersion"`
-	MultusConfigFile       *string         `json:"multusConfigFile"`
-	PodResourcesSocket     *string         `json:"podResourcesSocket"`
-	DeviceInfoDir          *string         `json:"deviceInfoDir"`
-	ChrootDir              *string         `json:"chrootDir"`
-	MultusCacheDir         *string         `json:"multusCacheDir"`
-	WriteMultusCache       *bool           `json:"writeMultusCache"`
-	Hotplug                *bool           `json:"hotplug"`
-	HotplugConcurrency     *int            `json:"hotplugConcurrency"`
-	StatusWrite            *string         `json:"statusWrite"`
+	ClusterNetwork         *string            `json:"clusterNetwork"`
+	DefaultNetworks        *[]string          `json:"defaultNetworks"`
+	AuxiliaryCNIChainName  *string            `json:"auxiliaryCNIChainName"`
+	Delegates              *[]json.RawMessage `json:"delegates"`
+	MultusNamespace        *string            `json:"multusNamespace"`
+	SystemNamespaces       *[]string          `json:"systemNamespaces"`
+	NamespaceIsolation     *bool              `json:"namespaceIsolation"`
+	GlobalNamespaces       *stringOrList      `json:"globalNamespaces"`
+	ConfDir                *string            `json:"confDir"`
+	BinDir                 *stringOrList      `json:"binDir"`
+	CNIDir                 *string            `json:"cniDir"`
+	SocketDir              *string            `json:"socketDir"`
+	ReadinessIndicatorFile *string            `json:"readinessindicatorfile"`
+	LogFile                *string            `json:"logFile"`
+	LogLevel               *string            `json:"logLevel"`
+	LogToStderr            *bool              `json:"logToStderr"`
+	LogFormat              *string            `json:"logFormat"`
+	LogOptions             *wireLogOptions    `json:"logOptions"`
+	ManifestsDir           *string            `json:"manifestsDir"`
+	StatusDir              *string            `json:"statusDir"`
+	MaxConcurrency         *int               `json:"maxConcurrency"`
+	QueueSize              *int               `json:"queueSize"`
+	QueueTimeout           *durationString    `json:"queueTimeout"`
+	RequestTimeout         *durationString    `json:"requestTimeout"`
+	RollbackTimeout        *durationString    `json:"rollbackTimeout"`
+	DelegateTimeout        *durationString    `json:"delegateTimeout"`
+	OrphanSweepInterval    *durationString    `json:"orphanSweepInterval"`
+	OrphanGracePeriod      *durationString    `json:"orphanGracePeriod"`
+	CRISocket              *string            `json:"criSocket"`
+	MaxRequestBytes        *int64             `json:"maxRequestBytes"`
+	MaxAttachments         *int               `json:"maxAttachments"`
+	APIQPS                 *int               `json:"apiQPS"`
+	APIBurst               *int               `json:"apiBurst"`
+	EventQPS               *int               `json:"eventQPS"`
+	PodWaitTimeout         *durationString    `json:"podWaitTimeout"`
+	PprofSocket            *string            `json:"pprofSocket"`
+	MetricsPort            *int               `json:"metricsPort"`
+	MetricsBindAddress     *string            `json:"metricsBindAddress"`
+	CNIConfigDir           *string            `json:"cniConfigDir"`
+	AutoconfigDir          *string            `json:"multusAutoconfigDir"`
+	PrimaryConfig          *string            `json:"multusMasterCNI"`
+	CNIVersion             *string            `json:"cniVersion"`
+	MultusConfigFile       *string            `json:"multusConfigFile"`
+	PodResourcesSocket     *string            `json:"podResourcesSocket"`
+	DeviceInfoDir          *string            `json:"deviceInfoDir"`
+	ChrootDir              *string            `json:"chrootDir"`
+	MultusCacheDir         *string            `json:"multusCacheDir"`
+	WriteMultusCache       *bool              `json:"writeMultusCache"`
+	Hotplug                *bool              `json:"hotplug"`
+	HotplugConcurrency     *int               `json:"hotplugConcurrency"`
+	StatusWrite            *string            `json:"statusWrite"`
 }
 
 // wireLogOptions is the Multus logOptions object.
@@ -95,6 +96,7 @@ func (w *wire) fields() map[string]any {
 		"clusterNetwork":         &w.ClusterNetwork,
 		"defaultNetworks":        &w.DefaultNetworks,
 		"auxiliaryCNIChainName":  &w.AuxiliaryCNIChainName,
+		"delegates":              &w.Delegates,
 		"multusNamespace":        &w.MultusNamespace,
 		"systemNamespaces":       &w.SystemNamespaces,
 		"namespaceIsolation":     &w.NamespaceIsolation,
@@ -229,9 +231,6 @@ func decodeObject(prefix string, raw map[string]json.RawMessage, fields map[stri
 }
 
 func unknownKeyError(prefix, k string, fields map[string]any) error {
-	if reason, ok := unsupported[k]; ok && prefix == "" {
-		return &KeyError{Key: k, Err: fmt.Errorf("%w: %s", ErrUnsupportedKey, reason)}
-	}
 	for known := range fields {
 		if strings.EqualFold(known, k) {
 			return &KeyError{Key: prefix + k, Err: fmt.Errorf("%w (did you mean %q? keys are case-sensitive)", ErrUnknownKey, prefix+known)}
@@ -263,6 +262,8 @@ func decodeValue(key string, raw json.RawMessage, target any) []error {
 		return one(decodeAs(key, raw, p, "an integer"))
 	case **[]string:
 		return one(decodeAs(key, raw, p, "a list of strings"))
+	case **[]json.RawMessage:
+		return one(decodeAs(key, raw, p, "a list of CNI config objects"))
 	case **durationString:
 		return one(decodeAs(key, raw, p, `a Go duration string such as "30s"`))
 	case **stringOrList:

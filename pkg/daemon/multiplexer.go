@@ -139,6 +139,7 @@ func (m *Multiplexer) options() netselect.Options {
 	return netselect.Options{
 		ClusterNetwork:      cluster,
 		DefaultNetworks:     m.cfg.DefaultNetworks,
+		Delegates:           m.cfg.Delegates,
 		PlexusNamespace:     m.cfg.MultusNamespace,
 		SystemNamespaces:    m.cfg.SystemNamespaces,
 		NamespaceIsolation:  m.cfg.NamespaceIsolation,

@@ -22,6 +22,7 @@ import (
 	"github.com/plexus-cni/plexus/pkg/k8sclient"
 	"github.com/plexus-cni/plexus/pkg/manifest"
 	"github.com/plexus-cni/plexus/pkg/metrics"
+	"github.com/plexus-cni/plexus/pkg/netselect"
 	"github.com/plexus-cni/plexus/pkg/podref"
 	"github.com/plexus-cni/plexus/pkg/routes"
 	"github.com/plexus-cni/plexus/pkg/server"
@@ -51,6 +52,9 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 		return errors.New("plexusd must run as root")
 	}
 	if err := checkHostRoot(cfg, log); err != nil {
+		return err
+	}
+	if err := checkDelegates(cfg); err != nil {
 		return err
 	}
 	st := store.NewFileStore(store.RecordsDir(cfg.CNIDir))
@@ -352,6 +356,17 @@ func (r logRecorder) NodeEvent(warning bool, reason, msg string) {
 		return
 	}
 	r.log.Info(msg, "reason", reason)
+}
+
+// checkDelegates refuses an inline delegate (Multus's delegates) that is
+// not a valid CNI config, at start rather than at every pod's ADD.
+func checkDelegates(cfg config.Config) error {
+	for i, d := range cfg.Delegates {
+		if _, err := netselect.NormalizeHostConfList(d, fmt.Sprintf("delegates-%d", i)); err != nil {
+			return &config.KeyError{Key: fmt.Sprintf("delegates[%d]", i), Err: err}
+		}
+	}
+	return nil
 }
 
 // checkHostRoot refuses a chrootDir that is not a directory (delegates

@@ -103,3 +103,52 @@ func TestResolveAuxiliaryChainErrors(t *testing.T) {
 		})
 	}
 }
+
+// Multus's inline delegates, used without clusterNetwork: the first is the
+// default network (a pod's default-network annotation still replaces it),
+// the rest follow on every pod, system namespaces included, in place of
+// defaultNetworks.
+func TestResolveInlineDelegates(t *testing.T) {
+	t.Parallel()
+	nads, confs := world()
+	opts := baseOpts()
+	opts.ClusterNetwork = ""
+	opts.DefaultNetworks = []string{"monitoring"}
+	opts.Delegates = []json.RawMessage{
+		json.RawMessage(`{"cniVersion":"1.0.0","name":"inline-cluster","type":"bridge"}`),
+		json.RawMessage(`{"cniVersion":"1.0.0","type":"macvlan","master":"eth1"}`),
+	}
+	for _, tc := range []struct {
+		name string
+		pod  map[string]string
+		ns   string
+		want []brief
+	}{
+		{"pod with a network", map[string]string{NetworksAnnotation: "plain"}, "pods",
+			[]brief{{"inline-cluster", "eth0", true}, {"delegates-1", "net1", false}, {"pods/plain", "net2", false}}},
+		{"system namespace", nil, psNS,
+			[]brief{{"inline-cluster", "eth0", true}, {"delegates-1", "net1", false}}},
+		{"default-network override", map[string]string{DefaultNetworkAnnotation: "alt-default"}, "pods",
+			[]brief{{psNS + "/alt-default", "eth0", true}, {"delegates-1", "net1", false}}},
+	} {
+		specs, err := Resolve(opts, Request{Pod: pod(tc.ns, tc.pod), RuntimeIfName: "eth0"}, nads, confs)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := briefs(specs); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// With clusterNetwork set, delegates are not used.
+	opts.ClusterNetwork = "cluster-nad"
+	specs, err := Resolve(opts, Request{Pod: pod("pods", nil), RuntimeIfName: "eth0"}, nads, confs)
+	if want := []brief{{psNS + "/cluster-nad", "eth0", true}, {psNS + "/monitoring", "net1", false}}; err != nil || !reflect.DeepEqual(briefs(specs), want) {
+		t.Errorf("with clusterNetwork: %v %v", err, briefs(specs))
+	}
+	// A bad inline delegate is named.
+	opts.ClusterNetwork = ""
+	opts.Delegates = append(opts.Delegates[:1:1], json.RawMessage(`{"type":"../evil"}`))
+	if _, err := Resolve(opts, Request{Pod: pod("pods", nil), RuntimeIfName: "eth0"}, nads, confs); err == nil || !strings.Contains(err.Error(), "delegates[1]") {
+		t.Errorf("bad delegate: %v", err)
+	}
+}

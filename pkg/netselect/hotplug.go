@@ -77,11 +77,8 @@ func NeedsAdoption(opts Options, pod *podref.Pod, current []delegate.Spec) bool 
 			plain++
 		}
 	}
-	defaults := len(opts.DefaultNetworks)
-	if pod != nil && slices.Contains(opts.SystemNamespaces, pod.Namespace) {
-		defaults = 0
-	}
-	return keyed == 0 && plain > defaults
+	defaults, inline := opts.fixed(pod)
+	return keyed == 0 && plain > len(defaults)+len(inline)
 }
 
 // Diff plans the hot-plug change of a running pod: current is what its

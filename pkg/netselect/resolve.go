@@ -28,6 +28,10 @@ type Options struct {
 	// DefaultNetworks are attached to every pod after the cluster network
 	// (defaultNetworks); same resolution rules as ClusterNetwork.
 	DefaultNetworks []string
+	// Delegates are inline CNI configs (Multus's delegates), used only
+	// when ClusterNetwork is "": the first is the default network, the
+	// others follow it on every pod in place of DefaultNetworks.
+	Delegates []json.RawMessage
 	// PlexusNamespace holds the NADs named by ClusterNetwork and
 	// DefaultNetworks, and is the namespace of a namespace-less
 	// default-network annotation (multusNamespace).
@@ -126,10 +130,7 @@ func Resolve(opts Options, req Request, nads NADGetter, confs ConfLoader) ([]del
 	if err != nil {
 		return nil, err
 	}
-	defaults := r.opts.DefaultNetworks
-	if r.pod != nil && slices.Contains(r.opts.SystemNamespaces, r.pod.Namespace) {
-		defaults = nil
-	}
+	defaults, inline := r.opts.fixed(r.pod)
 	aux, err := r.auxiliaryPlugins()
 	if err != nil {
 		return nil, err
@@ -138,14 +139,14 @@ func Resolve(opts Options, req Request, nads NADGetter, confs ConfLoader) ([]del
 	if aux != nil {
 		auxN = 1
 	}
-	if n := 1 + len(defaults) + len(elements) + auxN; n > r.opts.MaxAttachments {
+	if n := 1 + len(defaults) + len(inline) + len(elements) + auxN; n > r.opts.MaxAttachments {
 		return nil, r.fail(&SelectionError{
 			Reason: fmt.Sprintf("%d attachments (default network, %d default networks, %d from %s, %d auxiliary chain) exceed the limit of %d",
-				n, len(defaults), len(elements), NetworksAnnotation, auxN, r.opts.MaxAttachments)})
+				n, len(defaults)+len(inline), len(elements), NetworksAnnotation, auxN, r.opts.MaxAttachments)})
 	}
 
 	// Cheap checks on the request itself come before any lookup.
-	labels, ifNames, err := r.nameInterfaces(req.RuntimeIfName, defaults, elements, aux != nil)
+	labels, ifNames, err := r.nameInterfaces(req.RuntimeIfName, defaults, len(inline), elements, aux != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -169,8 +170,17 @@ func Resolve(opts Options, req Request, nads NADGetter, confs ConfLoader) ([]del
 		s.IfName = ifNames[i]
 		specs = append(specs, s)
 	}
-	for i, el := range elements {
+	for i, raw := range inline {
 		j := len(defaults) + i
+		s, err := r.inlineSpec(raw, i+1, labels[j])
+		if err != nil {
+			return nil, err
+		}
+		s.IfName = ifNames[j]
+		specs = append(specs, s)
+	}
+	for i, el := range elements {
+		j := len(defaults) + len(inline) + i
 		s, err := r.selected(el, labels[j])
 		if err != nil {
 			return nil, err
@@ -245,6 +255,29 @@ func (r *resolver) auxiliarySpec(plugins [][]byte, def delegate.Spec) (delegate.
 	return delegate.Spec{Network: name, ConfList: json.RawMessage(confList), Auxiliary: true}, nil
 }
 
+// fixed returns what every pod gets after its default network: the
+// defaultNetworks (none in a system namespace), or in delegates mode the
+// inline delegates after the first (every pod, as Multus).
+func (o Options) fixed(pod *podref.Pod) (defaults []string, inline []json.RawMessage) {
+	if o.ClusterNetwork == "" && len(o.Delegates) > 0 {
+		return nil, o.Delegates[1:]
+	}
+	if pod != nil && slices.Contains(o.SystemNamespaces, pod.Namespace) {
+		return nil, nil
+	}
+	return o.DefaultNetworks, nil
+}
+
+// inlineSpec is delegates[index] (Multus's inline delegates), checked as
+// a file on the node is.
+func (r *resolver) inlineSpec(raw []byte, index int, label string) (delegate.Spec, error) {
+	confList, err := NormalizeHostConfList(raw, fmt.Sprintf("delegates-%d", index))
+	if err != nil {
+		return delegate.Spec{}, r.relabel(err, label)
+	}
+	return r.confSpec(confList, label)
+}
+
 func (o Options) withDefaults() Options {
 	if o.MaxAttachments <= 0 {
 		o.MaxAttachments = DefaultMaxAttachments
@@ -287,11 +320,15 @@ func (r *resolver) readPod(p *podref.Pod) ([]nadv1.NetworkSelectionElement, *nad
 
 // nameInterfaces labels the non-default attachments for error messages and
 // assigns their interface names.
-func (r *resolver) nameInterfaces(runtimeIfName string, defaults []string, elements []nadv1.NetworkSelectionElement, aux bool) (labels, ifNames []string, err error) {
-	labels = make([]string, 0, len(defaults)+len(elements)+1)
-	requested := make([]string, 0, len(defaults)+len(elements)+1)
+func (r *resolver) nameInterfaces(runtimeIfName string, defaults []string, inline int, elements []nadv1.NetworkSelectionElement, aux bool) (labels, ifNames []string, err error) {
+	labels = make([]string, 0, len(defaults)+inline+len(elements)+1)
+	requested := make([]string, 0, len(defaults)+inline+len(elements)+1)
 	for i, d := range defaults {
 		labels = append(labels, fmt.Sprintf("defaultNetworks[%d] %q", i, d))
+		requested = append(requested, "")
+	}
+	for i := range inline {
+		labels = append(labels, fmt.Sprintf("delegates[%d]", i+1))
 		requested = append(requested, "")
 	}
 	for i, el := range elements {
@@ -314,6 +351,9 @@ func (r *resolver) nameInterfaces(runtimeIfName string, defaults []string, eleme
 func (r *resolver) defaultNetwork(override *nadv1.NetworkSelectionElement) (delegate.Spec, error) {
 	if override != nil {
 		return r.selected(*override, DefaultNetworkAnnotation)
+	}
+	if r.opts.ClusterNetwork == "" && len(r.opts.Delegates) > 0 {
+		return r.inlineSpec(r.opts.Delegates[0], 0, "delegates[0]")
 	}
 	return r.configured(r.opts.ClusterNetwork, "clusterNetwork")
 }
