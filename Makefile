@@ -15,7 +15,13 @@ GOTEST      := $(GO) test -race -count=1
 # ships it (the flannel-io/cni-plugin module is not served by the proxy).
 FLANNEL_CNI_VERSION := v0.9.1
 
-KUBE_VERSION ?= v1.33.13
+# The real node (make e2e-node: API server, kubelet, controller-manager,
+# scheduler, DRA) runs KUBE_VERSION; the API-level e2e tests and the bench
+# run their API server at KUBE_API_VERSION, the oldest release Plexus
+# supports (docs/install.md#supported-kubernetes-versions), so both ends of
+# the support matrix are exercised by every `make test`.
+KUBE_VERSION     ?= v1.34.12
+KUBE_API_VERSION ?= v1.33.13
 
 .PHONY: all build plugins testbins kube-bins test test-unit demo bench fuzz lint verify clean image e2e-node
 
@@ -40,7 +46,8 @@ plugins:
 	fi
 
 # Test-only binaries: a race-enabled daemon, the recording plugin, the
-# SR-IOV CNI stand-in (vfplugin), a kubelet device plugin, and the shim as
+# SR-IOV CNI stand-in (vfplugin), a kubelet device plugin, a DRA driver,
+# and the shim as
 # Multus's passthru plugin beside the reference plugins (where
 # install_multus puts it, under the name the image gives it).
 testbins:
@@ -49,12 +56,13 @@ testbins:
 	CGO_ENABLED=0 $(GO) build -o $(TEST_BIN)/recorder ./e2e/testplugins/recorder
 	CGO_ENABLED=0 $(GO) build -o $(TEST_BIN)/vfplugin ./e2e/testplugins/vfplugin
 	CGO_ENABLED=0 $(GO) build -o $(TEST_BIN)/deviceplugin ./e2e/testplugins/deviceplugin
+	CGO_ENABLED=0 $(GO) build -o $(TEST_BIN)/dradriver ./e2e/testplugins/dradriver
 	@mkdir -p $(CNI_BIN) && ln -sf ../plexus $(CNI_BIN)/passthru
 
 # kube-apiserver and kubectl from the Go module proxy, cached under .cache/
 # (about 7 minutes the first time on 2 cores, seconds afterwards).
 kube-bins:
-	KUBE_VERSION=$(KUBE_VERSION) TARGETS="kube-apiserver kubectl" hack/kube-build.sh
+	KUBE_VERSION=$(KUBE_API_VERSION) TARGETS="kube-apiserver kubectl" hack/kube-build.sh
 
 # The container image (bin/plexus-image.tar): an OCI image index for
 # IMAGE_PLATFORMS, built with go-containerregistry (hack/image) from static

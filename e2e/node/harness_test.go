@@ -47,7 +47,7 @@ const (
 	primaryNet  = "plexus-e2e-primary"
 	primaryFile = "10-primary.conflist"
 	pauseImage  = "plexus.local/pause:e2e"
-	kubeVersion = "v1.33.13"
+	kubeVersion = "v1.34.12"
 )
 
 // sysctls the kubelet rewrites (setupKernelTunables), and ip_forward
@@ -233,7 +233,7 @@ func (n *Node) startControlPlane(ctx context.Context) error {
 		"--root-ca-file="+c.CAFile, "--use-service-account-credentials=false",
 		"--controllers=daemonset-controller,deployment-controller,replicaset-controller,garbage-collector-controller,"+
 			"namespace-controller,serviceaccount-controller,root-ca-certificate-publisher-controller,"+
-			"node-lifecycle-controller,pod-garbage-collector-controller,node-ipam-controller",
+			"node-lifecycle-controller,pod-garbage-collector-controller,node-ipam-controller,resourceclaim-controller",
 		"--concurrent-deployment-syncs=5", "--concurrent-replicaset-syncs=5",
 		// The node's podCIDR, which flanneld's kube subnet manager needs.
 		"--allocate-node-cidrs=true", "--cluster-cidr=10.244.0.0/16", "--node-cidr-mask-size=24"); err != nil {

@@ -100,6 +100,7 @@ func TestNode(t *testing.T) {
 		{"NoCredentialsOnHost", testNoCredentialsOnHost},
 		{"OrphanSweepCRI", testOrphanSweepCRI},
 		{"Devices", testDevices},
+		{"DRA", testDRA},
 		{"Deployment20", testDeployment20},
 		{"DaemonRestart", testDaemonRestart},
 		{"ConfigRestored", testConfigRestored},

@@ -390,29 +390,54 @@ type StartupWatch struct {
 func (n *Node) WatchStartup(t *testing.T, ns string) *StartupWatch {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	w, err := n.Kube.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{})
+	s := &StartupWatch{created: map[string]time.Time{}, running: map[string]time.Time{}, withStatus: map[string]bool{}, stop: cancel, done: make(chan struct{})}
+	see := func(p *corev1.Pod) {
+		now := time.Now()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if _, ok := s.created[p.Name]; !ok {
+			s.created[p.Name] = now
+		}
+		if _, ok := s.running[p.Name]; !ok && p.Status.Phase == corev1.PodRunning && podReady(p) {
+			s.running[p.Name] = now
+			s.withStatus[p.Name] = p.Annotations[statusKey] != ""
+		}
+	}
+	// A list, then a watch from its resourceVersion, again whenever the
+	// watch ends: a watch the API server closes with an error (1.34 on
+	// Debian's etcd 3.4, which has no progress notifications, answers a
+	// watch of a quiet namespace "Too large resource version" at first)
+	// must not leave the count stuck.
+	first, err := n.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		cancel()
-		t.Fatalf("watch pods in %s: %v", ns, err)
+		t.Fatalf("list pods in %s: %v", ns, err)
 	}
-	s := &StartupWatch{created: map[string]time.Time{}, running: map[string]time.Time{}, withStatus: map[string]bool{}, stop: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
-		for ev := range w.ResultChan() {
-			p, ok := ev.Object.(*corev1.Pod)
-			if !ok || ev.Type == watch.Deleted {
+		list := first
+		for ctx.Err() == nil {
+			if list == nil {
+				if list, err = n.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{}); err != nil {
+					time.Sleep(100 * time.Millisecond)
+					continue
+				}
+			}
+			for i := range list.Items {
+				see(&list.Items[i])
+			}
+			w, err := n.Kube.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion})
+			list = nil
+			if err != nil {
+				time.Sleep(100 * time.Millisecond)
 				continue
 			}
-			now := time.Now()
-			s.mu.Lock()
-			if _, ok := s.created[p.Name]; !ok {
-				s.created[p.Name] = now
+			for ev := range w.ResultChan() {
+				if p, ok := ev.Object.(*corev1.Pod); ok && ev.Type != watch.Deleted {
+					see(p)
+				}
 			}
-			if _, ok := s.running[p.Name]; !ok && p.Status.Phase == corev1.PodRunning && podReady(p) {
-				s.running[p.Name] = now
-				s.withStatus[p.Name] = p.Annotations[statusKey] != ""
-			}
-			s.mu.Unlock()
+			w.Stop()
 		}
 	}()
 	t.Cleanup(s.Stop)

@@ -123,6 +123,9 @@ func (m *Multiplexer) add(ctx context.Context, log *slog.Logger, req *api.Reques
 	if m.statusW != nil && op.rec != nil && op.rec.StatusPending {
 		m.statusW.enqueue(op.req.ContainerID) // runs once this ADD releases the sandbox
 	}
+	if op.rec != nil {
+		m.claimW.enqueue(op.rec.Attachments)
+	}
 	for _, o := range op.outcomes {
 		m.normal(log, op.ref, op.hasPod, o)
 	}
@@ -245,7 +248,7 @@ func (m *Multiplexer) delegatesStep(ctx context.Context, op *addOp) error {
 		})
 		res, err := m.inv.AddOne(ctx, op.target, s)
 		if err != nil {
-			return &delegate.PluginError{Network: s.Network, IfName: s.IfName, Op: "ADD", Err: err}
+			return &delegate.PluginError{Network: s.Network, IfName: s.IfName, Op: "ADD", Err: err, Claim: s.Claim}
 		}
 		op.outcomes = append(op.outcomes, delegate.Outcome{Spec: s, Result: res})
 	}
@@ -281,6 +284,7 @@ func (m *Multiplexer) statusStep(ctx context.Context, op *addOp) error {
 	if err != nil {
 		return fmt.Errorf("build network-status: %w", err)
 	}
+	claimNetworkData(op.rec.Attachments, op.outcomes)
 	if !op.hasPod {
 		return nil
 	}

@@ -287,6 +287,8 @@ func (h *hotplugger) pass(ctx context.Context, id string) error {
 	if err := p.writeStatus(ctx, pod, added); err != nil {
 		return errors.Join(err, p.rollback(ctx, added))
 	}
+	h.m.claimW.enqueue(removed)
+	h.m.claimW.enqueue(p.rec.Attachments)
 	for _, s := range removed {
 		msg := fmt.Sprintf("Remove %s from %s", s.IfName, s.Network)
 		p.log.Info(msg, "reason", "RemovedInterface")
@@ -440,7 +442,7 @@ func (p *hpass) addOne(ctx context.Context, s delegate.Spec) (delegate.Outcome, 
 	m := p.h.m
 	res, err := m.inv.AddOne(ctx, p.target, s)
 	if err != nil {
-		return delegate.Outcome{}, &delegate.PluginError{Network: s.Network, IfName: s.IfName, Op: "ADD", Err: err}
+		return delegate.Outcome{}, &delegate.PluginError{Network: s.Network, IfName: s.IfName, Op: "ADD", Err: err, Claim: s.Claim}
 	}
 	out := []delegate.Outcome{{Spec: s, Result: res}}
 	if m.routes != nil {
@@ -516,6 +518,7 @@ func (p *hpass) writeStatus(ctx context.Context, pod *podref.Pod, added []delega
 			p.rec.Attachments[i].Hotplug = ""
 		}
 	}
+	claimNetworkData(p.rec.Attachments, added)
 	p.rec.Status, p.rec.StatusStale, p.rec.StatusPending = status, false, false
 	if err := p.h.m.store.Commit(p.rec); err != nil {
 		return fmt.Errorf("save attachment record: %w", err)

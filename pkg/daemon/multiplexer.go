@@ -53,6 +53,9 @@ type Multiplexer struct {
 	// statusW writes network-status after the ADD answers (statusWrite
 	// async, Kubernetes source); nil: written inside the ADD.
 	statusW *statusWriter
+	// claimW writes DRA devices' network data into their ResourceClaims;
+	// nil without DRA (enqueue on nil does nothing).
+	claimW *claimWriter
 	// metrics is nil when metrics are off.
 	metrics *metrics.Metrics
 	// gc is held shared by ADD/DEL/CHECK and exclusively by GC (CNI spec:
@@ -160,6 +163,9 @@ func (m *Multiplexer) del(ctx context.Context, req *api.Request) error {
 	rec, err := m.detach(ctx, req.ContainerID, req.Netns, req.Path)
 	if rec != nil && err == nil && m.hotplug != nil {
 		m.hotplug.deleted(rec.Pod, req.ContainerID)
+	}
+	if rec != nil && err == nil {
+		m.claimW.enqueue(rec.Attachments) // its devices' network data goes
 	}
 	if err != nil || rec != nil {
 		return err

@@ -76,8 +76,14 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 	if err != nil {
 		return err
 	}
+	// DRA devices are looked up in the node's ResourceSlices, which the
+	// Kubernetes source watches when resource.k8s.io/v1 is served.
+	var attrs devices.DeviceAttributes
+	if d, ok := src.(draSource); ok && d.DRA() {
+		attrs = d
+	}
 	mux := NewMultiplexer(cfg, src, st, inv, events,
-		devices.New(devices.Options{PodResourcesSocket: cfg.PodResourcesSocket, DeviceInfoDir: cfg.DeviceInfoDir}, log),
+		devices.New(devices.Options{PodResourcesSocket: cfg.PodResourcesSocket, DeviceInfoDir: cfg.DeviceInfoDir}, log, attrs),
 		routes.NewWithCache(cfg.CNIDir, log).InHostRoot(cfg.ChrootDir))
 	mux.metrics = met
 	if cfg.MultusCacheDir != "" {
@@ -108,6 +114,10 @@ func Run(ctx context.Context, cfg config.Config, flags Flags, log *slog.Logger) 
 		if err := servePprof(ctx, cfg.PprofSocket, log); err != nil {
 			return err
 		}
+	}
+	if sink, ok := src.(claimSink); ok && attrs != nil {
+		mux.claimW = newClaimWriter(mux, sink, log)
+		mux.claimW.Run(ctx, 1)
 	}
 	if cfg.StatusWrite == config.StatusAsync && cfg.ManifestsDir == "" {
 		mux.statusW = newStatusWriter(mux, log)
@@ -356,6 +366,13 @@ func (r logRecorder) NodeEvent(warning bool, reason, msg string) {
 		return
 	}
 	r.log.Info(msg, "reason", reason)
+}
+
+// draSource is a source of pods that also knows the node's DRA devices
+// and takes their network data (the Kubernetes source).
+type draSource interface {
+	devices.DeviceAttributes
+	DRA() bool
 }
 
 // checkDelegates refuses an inline delegate (Multus's delegates) that is

@@ -14,10 +14,17 @@ type PluginError struct {
 	IfName  string
 	Op      string
 	Err     error
+	// Claim, when the attachment has a DRA device, names it and its
+	// ResourceClaim.
+	Claim *ClaimDevice
 }
 
 func (e *PluginError) Error() string {
-	return fmt.Sprintf("delegate %q (%s) %s: %v", e.Network, e.IfName, e.Op, e.Err)
+	where := e.IfName
+	if c := e.Claim; c != nil {
+		where += fmt.Sprintf(", DRA device %s of ResourceClaim %s/%s", c.Device, c.Namespace, c.Name)
+	}
+	return fmt.Sprintf("delegate %q (%s) %s: %v", e.Network, where, e.Op, e.Err)
 }
 
 func (e *PluginError) Unwrap() error { return e.Err }

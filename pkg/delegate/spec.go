@@ -30,9 +30,17 @@ type Spec struct {
 	// ResourceName is the device-plugin resource the NAD names in its
 	// k8s.v1.cni.cncf.io/resourceName annotation; "" if none.
 	ResourceName string `json:"resourceName,omitempty"`
-	// DeviceID is the device of ResourceName allocated to this attachment
-	// (injected as "deviceID"/"pciBusID" into ConfList).
+	// ResourceClaim is the pod's resource claim (its spec.resourceClaims
+	// name) the NAD takes its device from (DRA, annotation
+	// plexus-cni.io/resource-claim); "" if none.
+	ResourceClaim string `json:"resourceClaim,omitempty"`
+	// DeviceID is the device of ResourceName (or ResourceClaim) allocated
+	// to this attachment (injected as "deviceID"/"pciBusID" into ConfList).
 	DeviceID string `json:"deviceID,omitempty"`
+	// Claim is set when DeviceID is a DRA device: the ResourceClaim and
+	// device it came from, where the attachment's network data is written
+	// (status.devices[].networkData) and cleared at DEL.
+	Claim *ClaimDevice `json:"claim,omitempty"`
 	// DeviceInfoFile is the device-info spec's CNI file for this
 	// attachment (capability CNIDeviceInfoFile); removed on DEL.
 	DeviceInfoFile string `json:"deviceInfoFile,omitempty"`
@@ -48,6 +56,22 @@ type Spec struct {
 	// Auxiliary marks the auxiliary chain (auxiliaryCNIChainName): the
 	// last attachment, on every pod, made for no network of its own.
 	Auxiliary bool `json:"auxiliary,omitempty"`
+}
+
+// ClaimDevice is one device the kubelet prepared for a pod's ResourceClaim
+// (DRA), as its PodResources API reports it.
+type ClaimDevice struct {
+	Namespace string `json:"namespace"`
+	// Name is the ResourceClaim object's name.
+	Name   string `json:"name"`
+	Driver string `json:"driver"`
+	Pool   string `json:"pool"`
+	Device string `json:"device"`
+	// The attachment's network data once its ADD succeeded, written into
+	// the claim's status.devices[].networkData: IPs in CIDR form.
+	InterfaceName string   `json:"interfaceName,omitempty"`
+	IPs           []string `json:"ips,omitempty"`
+	MAC           string   `json:"mac,omitempty"`
 }
 
 // Hot-plug states of an attachment in the record.

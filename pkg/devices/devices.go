@@ -64,19 +64,23 @@ type Manager struct {
 	opts  Options
 	log   *slog.Logger
 	pods  PodResources
+	attrs DeviceAttributes // nil: no DRA (resource.k8s.io/v1 not served)
 	now   func() time.Time
 	mu    sync.Mutex
 	cache map[string]cached // key: namespace/name/uid
 }
 
 type cached struct {
-	devs    Devices
+	alloc   Allocation
 	expires time.Time
 }
 
-// New returns a Manager that asks the kubelet at opts.PodResourcesSocket.
-func New(opts Options, log *slog.Logger) *Manager {
-	return newManager(opts, log, NewKubelet(opts.PodResourcesSocket), time.Now)
+// New returns a Manager that asks the kubelet at opts.PodResourcesSocket,
+// and looks DRA devices up in attrs (nil: DRA devices are refused).
+func New(opts Options, log *slog.Logger, attrs DeviceAttributes) *Manager {
+	m := newManager(opts, log, NewKubelet(opts.PodResourcesSocket), time.Now)
+	m.attrs = attrs
+	return m
 }
 
 func newManager(opts Options, log *slog.Logger, pods PodResources, now func() time.Time) *Manager {
@@ -108,14 +112,21 @@ func (m *Manager) stage(ctx context.Context, pod *podref.Pod, t delegate.Target,
 		return specs, nil
 	}
 	if pod == nil {
-		s := specs[slices.IndexFunc(specs, func(s delegate.Spec) bool { return s.ResourceName != "" })]
-		return nil, &Error{Network: s.Network, IfName: s.IfName, Resource: s.ResourceName, Code: types.ErrInvalidNetworkConfig,
+		s := specs[slices.IndexFunc(specs, func(s delegate.Spec) bool { return resourceKey(s) != "" })]
+		return nil, &Error{Network: s.Network, IfName: s.IfName, Resource: resourceKey(s), Code: types.ErrInvalidNetworkConfig,
 			Reason: "no K8S_POD_* args: cannot ask the kubelet for the pod's devices"}
 	}
 	podRef := pod.Namespace + "/" + pod.Name
-	devs, err := m.podDevices(ctx, pod)
+	alloc, err := m.podAllocation(ctx, pod)
 	if err != nil {
 		return nil, &Error{Pod: podRef, Reason: "kubelet PodResources API (" + m.opts.PodResourcesSocket + ")", Code: types.ErrTryAgainLater, Err: err}
+	}
+	devs, origin, err := draDevices(pod, alloc, m.attrs)
+	if err != nil {
+		return nil, &Error{Pod: podRef, Reason: "DRA devices", Code: types.ErrInvalidNetworkConfig, Err: err}
+	}
+	if err := checkClaims(podRef, pod, specs, devs); err != nil {
+		return nil, err
 	}
 	if len(inUse) > 0 {
 		free := make(Devices, len(devs))
@@ -148,6 +159,9 @@ func (m *Manager) stage(ctx context.Context, pod *podref.Pod, t delegate.Target,
 		}
 		if err := m.attach(podRef, t.ContainerID, &out[i], ids[i]); err != nil {
 			return nil, err
+		}
+		if cd, ok := origin[ids[i]]; ok {
+			out[i].Claim = &cd
 		}
 		if f := out[i].DeviceInfoFile; f != "" {
 			staged = append(staged, f)
@@ -186,21 +200,21 @@ func (m *Manager) attach(podRef, containerID string, s *delegate.Spec, id string
 	return nil
 }
 
-// podDevices asks the kubelet, through the short per-pod cache.
-func (m *Manager) podDevices(ctx context.Context, pod *podref.Pod) (Devices, error) {
+// podAllocation asks the kubelet, through the short per-pod cache.
+func (m *Manager) podAllocation(ctx context.Context, pod *podref.Pod) (Allocation, error) {
 	key := pod.Namespace + "/" + pod.Name + "/" + pod.UID
 	now := m.now()
 	m.mu.Lock()
 	c, ok := m.cache[key]
 	m.mu.Unlock()
 	if ok && now.Before(c.expires) {
-		return c.devs, nil
+		return c.alloc, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, m.opts.Timeout)
 	defer cancel()
-	devs, err := m.pods.PodDevices(ctx, pod.Namespace, pod.Name)
+	alloc, err := m.pods.PodDevices(ctx, pod.Namespace, pod.Name)
 	if err != nil {
-		return nil, err
+		return Allocation{}, err
 	}
 	if m.opts.CacheTTL > 0 {
 		m.mu.Lock()
@@ -209,10 +223,10 @@ func (m *Manager) podDevices(ctx context.Context, pod *podref.Pod) (Devices, err
 				delete(m.cache, k)
 			}
 		}
-		m.cache[key] = cached{devs: devs, expires: now.Add(m.opts.CacheTTL)}
+		m.cache[key] = cached{alloc: alloc, expires: now.Add(m.opts.CacheTTL)}
 		m.mu.Unlock()
 	}
-	return devs, nil
+	return alloc, nil
 }
 
 // withDevice records id in s: top-level "deviceID" and "pciBusID" in every

@@ -28,23 +28,24 @@ const (
 
 // fakePods is a PodResources that counts calls.
 type fakePods struct {
-	mu    sync.Mutex
-	devs  map[string]Devices // "ns/name"
-	err   error
-	calls int
+	mu     sync.Mutex
+	devs   map[string]Devices                // "ns/name"
+	claims map[string][]delegate.ClaimDevice // "ns/name"
+	err    error
+	calls  int
 }
 
-func (f *fakePods) PodDevices(ctx context.Context, namespace, name string) (Devices, error) {
+func (f *fakePods) PodDevices(ctx context.Context, namespace, name string) (Allocation, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
 	if _, ok := ctx.Deadline(); !ok {
-		return nil, errors.New("no deadline on the kubelet call")
+		return Allocation{}, errors.New("no deadline on the kubelet call")
 	}
 	if f.err != nil {
-		return nil, f.err
+		return Allocation{}, f.err
 	}
-	return f.devs[namespace+"/"+name], nil
+	return Allocation{Devices: f.devs[namespace+"/"+name], Claims: f.claims[namespace+"/"+name]}, nil
 }
 
 func (f *fakePods) count() int { f.mu.Lock(); defer f.mu.Unlock(); return f.calls }

@@ -10,12 +10,14 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	podresourcesv1 "k8s.io/kubelet/pkg/apis/podresources/v1"
+
+	"github.com/plexus-cni/plexus/pkg/delegate"
 )
 
 // PodResources reads the devices the kubelet allocated to a pod. An error
 // wraps ErrPodNotListed when the kubelet does not know the pod.
 type PodResources interface {
-	PodDevices(ctx context.Context, namespace, name string) (Devices, error)
+	PodDevices(ctx context.Context, namespace, name string) (Allocation, error)
 }
 
 // maxRecvMsgSize bounds a List answer (every pod of the node), as Multus
@@ -44,13 +46,13 @@ func NewKubelet(path string) *Kubelet { return &Kubelet{socket: path} }
 // PodDevices implements PodResources. One gRPC connection per call: calls
 // are rare (only pods with resource attachments, and cached by Manager),
 // and the kubelet may have restarted in between.
-func (k *Kubelet) PodDevices(ctx context.Context, namespace, name string) (Devices, error) {
+func (k *Kubelet) PodDevices(ctx context.Context, namespace, name string) (Allocation, error) {
 	// "unix:" + path takes absolute and relative paths alike.
 	conn, err := grpc.NewClient("unix:"+k.socket,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvMsgSize)))
 	if err != nil {
-		return nil, fmt.Errorf("PodResources client for %s: %w", k.socket, err)
+		return Allocation{}, fmt.Errorf("PodResources client for %s: %w", k.socket, err)
 	}
 	defer conn.Close()
 	c := podresourcesv1.NewPodResourcesListerClient(conn)
@@ -61,9 +63,9 @@ func (k *Kubelet) PodDevices(ctx context.Context, namespace, name string) (Devic
 		switch status.Code(err) {
 		case codes.OK:
 			if resp.GetPodResources() == nil {
-				return nil, fmt.Errorf("PodResources Get %s/%s: empty answer: %w", namespace, name, ErrPodNotListed)
+				return Allocation{}, fmt.Errorf("PodResources Get %s/%s: empty answer: %w", namespace, name, ErrPodNotListed)
 			}
-			return devicesOf(resp.GetPodResources()), nil
+			return allocationOf(resp.GetPodResources()), nil
 		case codes.Unimplemented:
 			k.listOnly.Store(true)
 		case codes.Unknown:
@@ -71,33 +73,48 @@ func (k *Kubelet) PodDevices(ctx context.Context, namespace, name string) (Devic
 			// error); List tells them apart.
 			getFailed = true
 		default:
-			return nil, fmt.Errorf("PodResources Get %s/%s: %w", namespace, name, err)
+			return Allocation{}, fmt.Errorf("PodResources Get %s/%s: %w", namespace, name, err)
 		}
 	}
 	resp, err := c.List(ctx, &podresourcesv1.ListPodResourcesRequest{})
 	if err != nil {
-		return nil, fmt.Errorf("PodResources List: %w", err)
+		return Allocation{}, fmt.Errorf("PodResources List: %w", err)
 	}
 	for _, pr := range resp.GetPodResources() {
 		if pr.GetNamespace() == namespace && pr.GetName() == name {
 			if getFailed {
 				k.listOnly.Store(true)
 			}
-			return devicesOf(pr), nil
+			return allocationOf(pr), nil
 		}
 	}
-	return nil, fmt.Errorf("PodResources List: pod %s/%s: %w", namespace, name, ErrPodNotListed)
+	return Allocation{}, fmt.Errorf("PodResources List: pod %s/%s: %w", namespace, name, ErrPodNotListed)
 }
 
-// devicesOf collects the device IDs of every container of the pod.
-func devicesOf(pr *podresourcesv1.PodResources) Devices {
-	out := Devices{}
+// allocationOf collects the device-plugin IDs of every container of the
+// pod, and the DRA devices of the claims its containers use (a claim two
+// containers share is listed once).
+func allocationOf(pr *podresourcesv1.PodResources) Allocation {
+	out := Allocation{Devices: Devices{}}
+	type key struct{ ns, claim, driver, pool, device string }
+	seen := map[key]bool{}
 	for _, c := range pr.GetContainers() {
 		for _, d := range c.GetDevices() {
 			if d.GetResourceName() == "" {
 				continue
 			}
-			out[d.GetResourceName()] = append(out[d.GetResourceName()], d.GetDeviceIds()...)
+			out.Devices[d.GetResourceName()] = append(out.Devices[d.GetResourceName()], d.GetDeviceIds()...)
+		}
+		for _, dr := range c.GetDynamicResources() {
+			for _, cr := range dr.GetClaimResources() {
+				cd := delegate.ClaimDevice{Namespace: dr.GetClaimNamespace(), Name: dr.GetClaimName(), Driver: cr.GetDriverName(), Pool: cr.GetPoolName(), Device: cr.GetDeviceName()}
+				k := key{cd.Namespace, cd.Name, cd.Driver, cd.Pool, cd.Device}
+				if cd.Name == "" || cd.Driver == "" || cd.Device == "" || seen[k] {
+					continue
+				}
+				seen[k] = true
+				out.Claims = append(out.Claims, cd)
+			}
 		}
 	}
 	return out

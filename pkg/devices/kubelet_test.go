@@ -13,6 +13,7 @@ import (
 	podresourcesv1 "k8s.io/kubelet/pkg/apis/podresources/v1"
 
 	"github.com/plexus-cni/plexus/internal/testutil"
+	"github.com/plexus-cni/plexus/pkg/delegate"
 )
 
 // getMode is how the fake kubelet answers Get.
@@ -46,8 +47,8 @@ func TestKubeletGetAndListFallback(t *testing.T) {
 				if err != nil {
 					t.Fatalf("call %d: %v", i, err)
 				}
-				if !reflect.DeepEqual(got, wantA) {
-					t.Fatalf("call %d: devices %v, want %v", i, got, wantA)
+				if !reflect.DeepEqual(got.Devices, wantA) || len(got.Claims) != 0 {
+					t.Fatalf("call %d: devices %+v, want %v", i, got, wantA)
 				}
 			}
 			if g, l := f.Calls(); g != tt.wantGets || l != tt.wantLists {
@@ -96,5 +97,32 @@ func TestKubeletUnavailable(t *testing.T) {
 	}
 	if k.listOnly.Load() {
 		t.Errorf("an unreachable kubelet made the client give up Get")
+	}
+}
+
+// The devices of the claims a pod's containers use (DRA) come with it,
+// each once even when two containers share the claim.
+func TestKubeletDynamicResources(t *testing.T) {
+	t.Parallel()
+	pr := testutil.PodResources("default", "a", nil, nil)
+	dyn := []*podresourcesv1.DynamicResource{{ClaimName: "a-vfs-x7", ClaimNamespace: "default", ClaimResources: []*podresourcesv1.ClaimResource{
+		{DriverName: "vf.example.com", PoolName: "node1", DeviceName: "pci-0000-00-0b-0"},
+		{DriverName: "vf.example.com", PoolName: "node1", DeviceName: "pci-0000-00-0b-1"},
+	}}}
+	pr.Containers[0].DynamicResources = dyn
+	pr.Containers[1].DynamicResources = dyn
+	f := &testutil.FakeKubelet{Mode: testutil.GetWorks, Pods: []*podresourcesv1.PodResources{pr}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got, err := NewKubelet(f.Serve(t)).PodDevices(ctx, "default", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []delegate.ClaimDevice{
+		{Namespace: "default", Name: "a-vfs-x7", Driver: "vf.example.com", Pool: "node1", Device: "pci-0000-00-0b-0"},
+		{Namespace: "default", Name: "a-vfs-x7", Driver: "vf.example.com", Pool: "node1", Device: "pci-0000-00-0b-1"},
+	}
+	if !reflect.DeepEqual(got.Claims, want) {
+		t.Fatalf("claims %+v, want %+v", got.Claims, want)
 	}
 }

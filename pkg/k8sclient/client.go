@@ -13,6 +13,7 @@ import (
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	nadlisters "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/listers/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
+	resourcev1 "k8s.io/api/resource/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -54,6 +55,8 @@ type Client struct {
 	pods    corelisters.PodLister
 	nadList nadlisters.NetworkAttachmentDefinitionLister
 	synced  []cache.InformerSynced
+	// slices is the cache of the node's ResourceSlices; nil without DRA.
+	slices  cache.Store
 	events  *eventSink
 	deleted *recentUIDs
 	start   func(ctx context.Context)
@@ -138,7 +141,21 @@ func New(opts Options, log *slog.Logger) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newWithClients(opts, log, r, r.sources(opts.NodeName), restEventSink{r.events})
+	src := r.sources(opts.NodeName)
+	switch state, err := probeDRA(context.Background(), r.resource, opts.NodeName); state {
+	case draOn:
+		src.slices = sliceSource(r.resource, opts.NodeName)
+		if err != nil {
+			log.Warn("could not tell whether resource.k8s.io/v1 is served; watching ResourceSlices anyway", "err", err)
+		}
+	case draNotServed:
+		r.resource = nil
+		log.Info("resource.k8s.io/v1 is not served (Kubernetes before 1.34): DRA-backed networks are off")
+	case draForbidden:
+		r.resource = nil
+		log.Warn("the RBAC does not let plexusd list ResourceSlices: DRA-backed networks are off (apply deployments/rbac.yaml)", "err", err)
+	}
+	return newWithClients(opts, log, r, src, restEventSink{r.events})
 }
 
 // newWithClients wires the informers, the lookups and the event sink to
@@ -161,6 +178,14 @@ func newWithClients(opts Options, log *slog.Logger, api apiCalls, src sources, e
 	}
 	c.nadList = nadlisters.NewNetworkAttachmentDefinitionLister(nadInf.GetIndexer())
 	c.synced = []cache.InformerSynced{podInf.HasSynced, nadInf.HasSynced}
+	var sliceInf cache.SharedIndexInformer
+	if src.slices != nil {
+		if sliceInf, err = newInformer(src.slices, &resourcev1.ResourceSlice{}, trimSlice); err != nil {
+			return nil, err
+		}
+		c.slices = sliceInf.GetStore()
+		c.synced = append(c.synced, sliceInf.HasSynced)
+	}
 	if m := opts.Metrics; m != nil {
 		informers := map[string]cache.SharedIndexInformer{"pods": podInf, "nads": nadInf}
 		names := []string{"pods", "nads"}
@@ -184,6 +209,9 @@ func newWithClients(opts Options, log *slog.Logger, api apiCalls, src sources, e
 	c.start = func(ctx context.Context) {
 		go podInf.RunWithContext(ctx)
 		go nadInf.RunWithContext(ctx)
+		if sliceInf != nil {
+			go sliceInf.RunWithContext(ctx)
+		}
 	}
 	return c, nil
 }
@@ -245,8 +273,8 @@ func trimPod(obj interface{}) (interface{}, error) {
 	return &corev1.Pod{
 		TypeMeta:   p.TypeMeta,
 		ObjectMeta: trimMeta(p.ObjectMeta),
-		Spec:       corev1.PodSpec{NodeName: p.Spec.NodeName, HostNetwork: p.Spec.HostNetwork},
-		Status:     corev1.PodStatus{Phase: p.Status.Phase},
+		Spec:       corev1.PodSpec{NodeName: p.Spec.NodeName, HostNetwork: p.Spec.HostNetwork, ResourceClaims: p.Spec.ResourceClaims},
+		Status:     corev1.PodStatus{Phase: p.Status.Phase, ResourceClaimStatuses: p.Status.ResourceClaimStatuses},
 	}, nil
 }
 

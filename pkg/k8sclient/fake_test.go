@@ -44,6 +44,12 @@ func (f fakeAPI) daemonSetDeleting(ctx context.Context, namespace, name string) 
 	return ds.DeletionTimestamp != nil, nil
 }
 
+func (f fakeAPI) applyClaimStatus(ctx context.Context, namespace, name string, body []byte) error {
+	force := true
+	_, err := f.kube.ResourceV1().ResourceClaims(namespace).Patch(ctx, name, k8stypes.ApplyPatchType, body, metav1.PatchOptions{FieldManager: fieldManager, Force: &force}, "status")
+	return err
+}
+
 func (f fakeAPI) sources() sources {
 	return sources{
 		pods: &cache.ListWatch{
@@ -60,6 +66,14 @@ func (f fakeAPI) sources() sources {
 			},
 			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 				return f.nads.K8sCniCncfIoV1().NetworkAttachmentDefinitions("").Watch(ctx, o)
+			},
+		},
+		slices: &cache.ListWatch{
+			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				return f.kube.ResourceV1().ResourceSlices().List(ctx, o)
+			},
+			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+				return f.kube.ResourceV1().ResourceSlices().Watch(ctx, o)
 			},
 		},
 	}

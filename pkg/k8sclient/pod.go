@@ -44,7 +44,7 @@ func (c *Client) Pod(ctx context.Context, ref podref.Ref, runtimeAnnotations map
 		case err != nil:
 			return &podref.Pod{Namespace: ref.Namespace, Name: ref.Name, UID: ref.UID, Annotations: runtimeAnnotations}, nil
 		case uidMatches(cached, ref.UID):
-			return &podref.Pod{Namespace: ref.Namespace, Name: ref.Name, UID: string(cached.UID), Annotations: runtimeAnnotations}, nil
+			return &podref.Pod{Namespace: ref.Namespace, Name: ref.Name, UID: string(cached.UID), Annotations: runtimeAnnotations, ResourceClaims: claimsOf(cached)}, nil
 		}
 	}
 	var found *corev1.Pod
@@ -70,7 +70,31 @@ func (c *Client) Pod(ctx context.Context, ref podref.Ref, runtimeAnnotations map
 	if runtimeAnnotations != nil {
 		ann = runtimeAnnotations
 	}
-	return &podref.Pod{Namespace: found.Namespace, Name: found.Name, UID: string(found.UID), Annotations: ann}, nil
+	return &podref.Pod{Namespace: found.Namespace, Name: found.Name, UID: string(found.UID), Annotations: ann, ResourceClaims: claimsOf(found)}, nil
+}
+
+// claimsOf maps the pod's resource claim names to their ResourceClaim
+// objects: a claim named in the spec directly, or the one generated from a
+// template (status.resourceClaimStatuses; "" until generated). nil for a
+// pod without claims.
+func claimsOf(p *corev1.Pod) map[string]string {
+	if len(p.Spec.ResourceClaims) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(p.Spec.ResourceClaims))
+	for _, c := range p.Spec.ResourceClaims {
+		name := ""
+		if c.ResourceClaimName != nil {
+			name = *c.ResourceClaimName
+		}
+		out[c.Name] = name
+	}
+	for _, st := range p.Status.ResourceClaimStatuses {
+		if _, ok := out[st.Name]; ok && st.ResourceClaimName != nil {
+			out[st.Name] = *st.ResourceClaimName
+		}
+	}
+	return out
 }
 
 // isStatic: the pod's own annotations say the kubelet read it from a file

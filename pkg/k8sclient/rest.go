@@ -7,6 +7,7 @@ import (
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
+	resourcev1 "k8s.io/api/resource/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -32,6 +33,7 @@ var (
 func init() {
 	utilruntime.Must(corev1.AddToScheme(scheme))
 	utilruntime.Must(nadv1.AddToScheme(scheme))
+	utilruntime.Must(resourcev1.AddToScheme(scheme))
 }
 
 // apiCalls is every request plexusd makes besides the informers' list and
@@ -45,11 +47,15 @@ type apiCalls interface {
 	// daemonSetDeleting: the DaemonSet's deletionTimestamp is set; a
 	// NotFound error when it does not exist.
 	daemonSetDeleting(ctx context.Context, namespace, name string) (bool, error)
+	// applyClaimStatus server-side-applies a ResourceClaim's status.
+	applyClaimStatus(ctx context.Context, namespace, name string, body []byte) error
 }
 
 // sources are what the informers list and watch.
 type sources struct {
 	pods, nads cache.ListerWatcher
+	// slices are the node's ResourceSlices; nil without DRA.
+	slices cache.ListerWatcher
 }
 
 // restClients is the production apiCalls, plus the informers' sources and
@@ -58,6 +64,9 @@ type restClients struct {
 	core   rest.Interface // core/v1, protobuf
 	nads   rest.Interface // k8s.cni.cncf.io/v1, JSON (a CRD)
 	events rest.Interface // core/v1 with its own rate limit
+	// resource is resource.k8s.io/v1, protobuf; nil when the API server
+	// does not serve it.
+	resource rest.Interface
 }
 
 func restClientFor(base *rest.Config, apiPath string, gv *schema.GroupVersion, protobuf bool, qps float32, burst int) (rest.Interface, error) {
@@ -88,7 +97,11 @@ func newRESTClients(base *rest.Config, opts Options) (*restClients, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &restClients{core: core, nads: nads, events: events}, nil
+	resource, err := restClientFor(base, "/apis", &resourcev1.SchemeGroupVersion, true, opts.QPS, opts.Burst)
+	if err != nil {
+		return nil, err
+	}
+	return &restClients{core: core, nads: nads, events: events, resource: resource}, nil
 }
 
 func (r *restClients) sources(node string) sources {

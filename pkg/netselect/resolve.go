@@ -81,6 +81,11 @@ type Request struct {
 // assigned after resolution (pkg/devices).
 const ResourceNameAnnotation = "k8s.v1.cni.cncf.io/resourceName"
 
+// ResourceClaimAnnotation on a NAD names the pod resource claim (the name
+// in the pod's spec.resourceClaims) whose DRA device the attachment uses;
+// the device is assigned after resolution (pkg/devices).
+const ResourceClaimAnnotation = "plexus-cni.io/resource-claim"
+
 // capability is one per-attachment request that becomes a runtimeConfig
 // capability argument.
 type capability struct {
@@ -473,7 +478,7 @@ func (r *resolver) selected(el nadv1.NetworkSelectionElement, label string) (del
 				Reason: "cannot merge cni-args into the delegate configuration", Err: err})
 		}
 	}
-	spec := delegate.Spec{Network: ref, ConfList: json.RawMessage(confList), ResourceName: resourceName(nad)}
+	spec := delegate.Spec{Network: ref, ConfList: json.RawMessage(confList), ResourceName: resourceName(nad), ResourceClaim: resourceClaim(nad)}
 	caps := capabilityArgs(el)
 	for _, c := range capabilities {
 		if _, ok := caps[c.capabilityKey]; ok && !PluginsDeclare(confList, c.capabilityKey) {
@@ -495,6 +500,12 @@ func (r *resolver) selected(el nadv1.NetworkSelectionElement, label string) (del
 		spec.DefaultRoute = append(spec.DefaultRoute, gw.String())
 	}
 	return spec, nil
+}
+
+// resourceClaim is the pod resource claim the NAD takes its device from,
+// or "".
+func resourceClaim(nad *nadv1.NetworkAttachmentDefinition) string {
+	return strings.TrimSpace(nad.Annotations[ResourceClaimAnnotation])
 }
 
 // resourceName is the NAD's device-plugin resource, or "".
@@ -570,7 +581,7 @@ func (r *resolver) configured(ref, label string) (delegate.Spec, error) {
 			if err != nil {
 				return delegate.Spec{}, r.relabel(err, label)
 			}
-			return delegate.Spec{Network: r.opts.PlexusNamespace + "/" + ref, ConfList: json.RawMessage(confList), ResourceName: resourceName(nad)}, nil
+			return delegate.Spec{Network: r.opts.PlexusNamespace + "/" + ref, ConfList: json.RawMessage(confList), ResourceName: resourceName(nad), ResourceClaim: resourceClaim(nad)}, nil
 		}
 	}
 	notFound := fmt.Sprintf("network %q is neither a NetworkAttachmentDefinition in namespace %q nor a CNI configuration in %q",

@@ -23,6 +23,10 @@ type Pod struct {
 	Name        string
 	UID         string
 	Annotations map[string]string
+	// ResourceClaims maps the pod's resource claim names (spec.
+	// resourceClaims) to their ResourceClaim objects' names, as far as
+	// known (status.resourceClaimStatuses; "" while not yet generated).
+	ResourceClaims map[string]string
 }
 
 // ErrUnknown is returned by a pod source when the API has no such pod and

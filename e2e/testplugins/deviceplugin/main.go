@@ -62,9 +62,9 @@ func (p *plugin) Allocate(_ context.Context, req *dp.AllocateRequest) (*dp.Alloc
 	env := "PCIDEVICE_" + strings.ToUpper(strings.NewReplacer("/", "_", ".", "_", "-", "_").Replace(p.resource))
 	resp := &dp.AllocateResponse{}
 	for _, c := range req.ContainerRequests {
-		log.Printf("allocate %s: %v", p.resource, c.DevicesIDs)
+		log.Printf("allocate %s: %v", p.resource, c.DevicesIds)
 		resp.ContainerResponses = append(resp.ContainerResponses, &dp.ContainerAllocateResponse{
-			Envs: map[string]string{env: strings.Join(c.DevicesIDs, ",")},
+			Envs: map[string]string{env: strings.Join(c.DevicesIds, ",")},
 		})
 	}
 	return resp, nil
