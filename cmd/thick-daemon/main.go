@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -110,6 +111,9 @@ func installMultus(args []string) int {
 	typ := fs.String("t", "thick", "thick (thin is Multus's thin plugin: not Plexus)")
 	fs.StringVar(typ, "type", "thick", "thick")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // usage printed, as install_multus -h does
+		}
 		return 2
 	}
 	if *typ != "thick" {

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"net"
 	"reflect"
 	"sync"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	current "github.com/containernetworking/cni/pkg/types/100"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/plexus-cni/plexus/internal/testutil"
 	"github.com/plexus-cni/plexus/pkg/delegate"
@@ -90,3 +93,50 @@ func TestClaimWriterFollowsRecords(t *testing.T) {
 	w.m.claimW.enqueue([]delegate.Spec{{Claim: dev("d1", "net1")}})
 	testutil.Eventually(t, 5*time.Second, "claim cleared", func() bool { d, ok := sink.last("ns/claim-1"); return ok && len(d) == 0 })
 }
+
+// A failed write is retried with backoff until it lands, like the
+// network-status's; a claim that is gone (404) ends it.
+func TestClaimWriterRetries(t *testing.T) {
+	w := newWorld(t)
+	sink := &flakyClaims{failures: 2}
+	w.m.claimW = newClaimWriter(w.m, sink, quiet)
+	cd := &delegate.ClaimDevice{Namespace: "ns", Name: "claim-1", Driver: "vf", Pool: "n1", Device: "d1", InterfaceName: "net1"}
+	if err := w.st.Save(&store.Record{ContainerID: "c1", Complete: true, Attachments: []delegate.Spec{{Network: "ns/vf", IfName: "net1", Claim: cd}}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w.m.claimW.Run(ctx, 1)
+	testutil.Eventually(t, 10*time.Second, "written after two failures", func() bool { return sink.count() == 3 })
+	sink.setGone()
+	w.m.claimW.enqueue([]delegate.Spec{{Claim: cd}})
+	testutil.Eventually(t, 5*time.Second, "a gone claim is tried once", func() bool { return sink.count() == 4 })
+	time.Sleep(1500 * time.Millisecond) // past the first backoff
+	if n := sink.count(); n != 4 {
+		t.Errorf("%d attempts; a gone claim must not be retried", n)
+	}
+}
+
+type flakyClaims struct {
+	mu       sync.Mutex
+	failures int
+	gone     bool
+	calls    int
+}
+
+func (f *flakyClaims) WriteClaimNetworkData(context.Context, string, string, []k8sclient.ClaimNetworkData) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if f.gone {
+		return apierrors.NewNotFound(schema.GroupResource{Group: "resource.k8s.io", Resource: "resourceclaims"}, "claim-1")
+	}
+	if f.calls <= f.failures {
+		return errors.New("connection refused")
+	}
+	return nil
+}
+
+func (f *flakyClaims) count() int { f.mu.Lock(); defer f.mu.Unlock(); return f.calls }
+
+func (f *flakyClaims) setGone() { f.mu.Lock(); f.gone = true; f.mu.Unlock() }
