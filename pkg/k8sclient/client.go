@@ -22,7 +22,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
 	"github.com/plexus-cni/plexus/pkg/metrics"
@@ -155,12 +154,12 @@ func New(opts Options, log *slog.Logger) (*Client, error) {
 		r.resource = nil
 		log.Warn("the RBAC does not let plexusd list ResourceSlices: DRA-backed networks are off (apply deployments/rbac.yaml)", "err", err)
 	}
-	return newWithClients(opts, log, r, src, restEventSink{r.events})
+	return newWithClients(opts, log, r, src, restEvents{r.events})
 }
 
 // newWithClients wires the informers, the lookups and the event sink to
 // the given API (REST clients from New, client-go's fakes in unit tests).
-func newWithClients(opts Options, log *slog.Logger, api apiCalls, src sources, events record.EventSink) (*Client, error) {
+func newWithClients(opts Options, log *slog.Logger, api apiCalls, src sources, events eventAPI) (*Client, error) {
 	c := &Client{opts: opts, log: log, api: api, deleted: newRecentUIDs(4096, 10*time.Minute)}
 	c.events = newEventSink(events, opts.NodeName, log)
 

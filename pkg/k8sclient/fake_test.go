@@ -10,7 +10,6 @@ import (
 	k8stypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -79,6 +78,18 @@ func (f fakeAPI) sources() sources {
 	}
 }
 
-func (f fakeAPI) events() *typedcorev1.EventSinkImpl {
-	return &typedcorev1.EventSinkImpl{Interface: fake.NewClientset().CoreV1().Events("")}
+func (f fakeAPI) events() fakeEvents {
+	return fakeEvents{fake.NewClientset()}
+}
+
+// fakeEvents is eventAPI on a fake clientset.
+type fakeEvents struct{ kube *fake.Clientset }
+
+func (f fakeEvents) createEvent(ctx context.Context, e *corev1.Event) (*corev1.Event, error) {
+	return f.kube.CoreV1().Events(e.Namespace).Create(ctx, e, metav1.CreateOptions{})
+}
+
+func (f fakeEvents) patchEvent(ctx context.Context, namespace, name string, patch []byte) error {
+	_, err := f.kube.CoreV1().Events(namespace).Patch(ctx, name, k8stypes.MergePatchType, patch, metav1.PatchOptions{})
+	return err
 }

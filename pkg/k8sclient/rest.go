@@ -17,7 +17,6 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/record"
 )
 
 // plexusd talks to the API with client-go's REST client over a scheme of
@@ -145,27 +144,15 @@ func (r *restClients) daemonSetDeleting(ctx context.Context, namespace, name str
 	return ds.DeletionTimestamp != nil, nil
 }
 
-// restEventSink is record.EventSink on the Events REST client (what client-go's
-// typed EventSinkImpl does, without the typed clientset).
-type restEventSink struct{ c rest.Interface }
+// restEvents is eventAPI on the Events REST client (its own rate limit).
+type restEvents struct{ c rest.Interface }
 
-var _ record.EventSink = restEventSink{}
-
-func (s restEventSink) Create(e *corev1.Event) (*corev1.Event, error) {
+func (r restEvents) createEvent(ctx context.Context, e *corev1.Event) (*corev1.Event, error) {
 	out := &corev1.Event{}
-	err := s.c.Post().Namespace(e.Namespace).Resource("events").Body(e).Do(context.TODO()).Into(out)
+	err := r.c.Post().Namespace(e.Namespace).Resource("events").Body(e).Do(ctx).Into(out)
 	return out, err
 }
 
-func (s restEventSink) Update(e *corev1.Event) (*corev1.Event, error) {
-	out := &corev1.Event{}
-	err := s.c.Put().Namespace(e.Namespace).Resource("events").Name(e.Name).Body(e).Do(context.TODO()).Into(out)
-	return out, err
-}
-
-func (s restEventSink) Patch(e *corev1.Event, data []byte) (*corev1.Event, error) {
-	out := &corev1.Event{}
-	err := s.c.Patch(k8stypes.StrategicMergePatchType).Namespace(e.Namespace).Resource("events").Name(e.Name).
-		Body(data).Do(context.TODO()).Into(out)
-	return out, err
+func (r restEvents) patchEvent(ctx context.Context, namespace, name string, patch []byte) error {
+	return r.c.Patch(k8stypes.MergePatchType).Namespace(namespace).Resource("events").Name(name).Body(patch).Do(ctx).Error()
 }
