@@ -121,12 +121,16 @@ func (m *Manager) stage(ctx context.Context, pod *podref.Pod, t delegate.Target,
 	if err != nil {
 		return nil, &Error{Pod: podRef, Reason: "kubelet PodResources API (" + m.opts.PodResourcesSocket + ")", Code: types.ErrTryAgainLater, Err: err}
 	}
-	devs, origin, err := draDevices(pod, alloc, m.attrs)
-	if err != nil {
-		return nil, &Error{Pod: podRef, Reason: "DRA devices", Code: types.ErrInvalidNetworkConfig, Err: err}
+	devs, origin, unresolved := draDevices(pod, alloc, m.attrs)
+	withUnresolved := func(err error) error {
+		var de *Error
+		if len(unresolved) > 0 && errors.As(err, &de) {
+			de.Reason += "; DRA devices of the pod that could not be looked up: " + strings.Join(unresolved, "; ")
+		}
+		return err
 	}
 	if err := checkClaims(podRef, pod, specs, devs); err != nil {
-		return nil, err
+		return nil, withUnresolved(err)
 	}
 	if len(inUse) > 0 {
 		free := make(Devices, len(devs))
@@ -137,6 +141,7 @@ func (m *Manager) stage(ctx context.Context, pod *podref.Pod, t delegate.Target,
 	}
 	ids, err := Assign(podRef, specs, devs)
 	if err != nil {
+		err = withUnresolved(err)
 		if len(inUse) > 0 {
 			var de *Error
 			if errors.As(err, &de) {

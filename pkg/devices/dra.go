@@ -48,10 +48,12 @@ func resourceKey(s delegate.Spec) string {
 // draDevices adds the pod's DRA devices to a copy of alloc.Devices: each
 // under the resource name its driver published (k8s.cni.cncf.io/
 // resourceName), and under the pod resource claim it was allocated for.
-// origin maps each added device ID to its claim device. A device the
-// kubelet prepared that no ResourceSlice of this node lists is an error:
-// the driver and the node disagree.
-func draDevices(pod *podref.Pod, alloc Allocation, attrs DeviceAttributes) (devs Devices, origin map[string]delegate.ClaimDevice, err error) {
+// origin maps each added device ID to its claim device. A device that
+// cannot be looked up (no ResourceSlice of this node lists it, or DRA is
+// off) is left out and said in unresolved: it fails the ADD only if an
+// attachment then lacks a device (a pod's GPU claim must not fail an ADD
+// that needs none of it).
+func draDevices(pod *podref.Pod, alloc Allocation, attrs DeviceAttributes) (devs Devices, origin map[string]delegate.ClaimDevice, unresolved []string) {
 	devs = make(Devices, len(alloc.Devices)+len(alloc.Claims))
 	for r, ids := range alloc.Devices {
 		devs[r] = slices.Clone(ids)
@@ -68,11 +70,13 @@ func draDevices(pod *podref.Pod, alloc Allocation, attrs DeviceAttributes) (devs
 	origin = map[string]delegate.ClaimDevice{}
 	for _, cd := range alloc.Claims {
 		if attrs == nil {
-			return nil, nil, fmt.Errorf("device %s/%s/%s of ResourceClaim %s/%s: the ResourceSlices are not watched (resource.k8s.io/v1 is not served)", cd.Driver, cd.Pool, cd.Device, cd.Namespace, cd.Name)
+			unresolved = append(unresolved, fmt.Sprintf("device %q of ResourceClaim %s/%s: the ResourceSlices are not watched (resource.k8s.io/v1 is not served, or the RBAC does not allow it)", cd.Device, cd.Namespace, cd.Name))
+			continue
 		}
 		a, ok := attrs.DeviceAttributes(cd.Driver, cd.Pool, cd.Device)
 		if !ok {
-			return nil, nil, fmt.Errorf("device %q (driver %s, pool %s) of ResourceClaim %s/%s is in no ResourceSlice of this node", cd.Device, cd.Driver, cd.Pool, cd.Namespace, cd.Name)
+			unresolved = append(unresolved, fmt.Sprintf("device %q (driver %s, pool %s) of ResourceClaim %s/%s is in no ResourceSlice of this node", cd.Device, cd.Driver, cd.Pool, cd.Namespace, cd.Name))
+			continue
 		}
 		id := a[AttrDeviceID]
 		if id == "" {
@@ -89,7 +93,7 @@ func draDevices(pod *podref.Pod, alloc Allocation, attrs DeviceAttributes) (devs
 		}
 		origin[id] = cd
 	}
-	return devs, origin, nil
+	return devs, origin, unresolved
 }
 
 // checkClaims fails an attachment whose NAD names a resource claim the

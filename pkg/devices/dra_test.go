@@ -78,12 +78,12 @@ func TestStageDRAErrors(t *testing.T) {
 			[]string{`claim ../x`, "plexus-cni.io/resource-claim"}},
 		{"more attachments than devices", []delegate.Spec{draSpec("net1", draRes, ""), draSpec("net2", draRes, ""), draSpec("net3", draRes, "")}, nil,
 			[]string{`resource "example.com/vf-dra"`, "more attachments than devices"}},
-		{"a device in no ResourceSlice of the node", []delegate.Spec{draSpec("net1", draRes, "")},
+		{"a device in no ResourceSlice of the node, needed", []delegate.Spec{draSpec("net1", draRes, ""), draSpec("net2", draRes, "")},
 			func(f *fixture) { delete(f.m.attrs.(fakeAttrs), "pci-b1") },
-			[]string{`pod "ns/d"`, `"pci-b1"`, "ResourceClaim ns/d-vfs-7x", "no ResourceSlice"}},
+			[]string{`pod "ns/d"`, "more attachments than devices", `"pci-b1"`, "ResourceClaim ns/d-vfs-7x", "no ResourceSlice"}},
 		{"no DRA on the API server", []delegate.Spec{draSpec("net1", draRes, "")},
 			func(f *fixture) { f.m.attrs = nil },
-			[]string{"resource.k8s.io/v1 is not served"}},
+			[]string{"allocated no device of the resource", "resource.k8s.io/v1 is not served"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -101,5 +101,28 @@ func TestStageDRAErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A DRA device that cannot be looked up (another driver's claim, DRA off)
+// fails only an ADD that lacks a device for it: a device-plugin network,
+// or a DRA network whose devices are resolved, goes ahead.
+func TestStageUnresolvedDRADeviceNotNeeded(t *testing.T) {
+	t.Parallel()
+	f, pod := draFixture(t)
+	delete(f.m.attrs.(fakeAttrs), "gpu0") // the GPU's driver publishes no slice here
+	f.pods.devs = map[string]Devices{"ns/d": {vfRes: {"vf-d1"}}}
+	out, err := f.m.Stage(context.Background(), pod, target, []delegate.Spec{draSpec("net1", vfRes, ""), draSpec("net2", draRes, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out[0].DeviceID != "vf-d1" || out[0].Claim != nil || out[1].DeviceID != "0000:00:0b.0" || out[1].Claim == nil {
+		t.Errorf("got %+v / %+v", out[0], out[1])
+	}
+	f2, pod2 := draFixture(t)
+	f2.m.attrs = nil
+	f2.pods.devs = map[string]Devices{"ns/d": {vfRes: {"vf-d1"}}}
+	if _, err := f2.m.Stage(context.Background(), pod2, target, []delegate.Spec{draSpec("net1", vfRes, "")}); err != nil {
+		t.Errorf("a device-plugin network with DRA off failed because of the pod's claims: %v", err)
 	}
 }
