@@ -182,12 +182,7 @@ func TestPassthruChainTunesThePod(t *testing.T) {
 	if slices.Sort(l); strings.Join(l, ",") != "eth0,lo" {
 		t.Errorf("pod has %v, want lo and eth0 only (passthru creates no interface)", l)
 	}
-	var val string
-	if err := p.netns.Do(func(ns.NetNS) error {
-		b, err := os.ReadFile("/proc/sys/net/ipv4/conf/eth0/arp_notify")
-		val = strings.TrimSpace(string(b))
-		return err
-	}); err != nil || val != "1" {
+	if val, err := arpNotify(p); err != nil || val != "1" {
 		t.Errorf("eth0 arp_notify = %q (%v), want 1 (set by tuning after passthru)", val, err)
 	}
 	// No entry for it in network-status (nothing to show), as Multus.
@@ -232,12 +227,7 @@ func TestAuxiliaryChain(t *testing.T) {
 		if strings.Join(l, ",") != want {
 			t.Errorf("%s has %v, want %s (the chain creates no interface)", name, l, want)
 		}
-		var val string
-		if err := p.netns.Do(func(ns.NetNS) error {
-			b, err := os.ReadFile("/proc/sys/net/ipv4/conf/eth0/arp_notify")
-			val = strings.TrimSpace(string(b))
-			return err
-		}); err != nil || val != "1" {
+		if val, err := arpNotify(p); err != nil || val != "1" {
 			t.Errorf("%s: eth0 arp_notify = %q (%v), want 1 (set by the chain)", name, val, err)
 		}
 		var ifs []string
@@ -297,4 +287,16 @@ func TestInlineDelegates(t *testing.T) {
 	if log, _ := os.ReadFile(e.logPath); !strings.Contains(string(log), `delegates[1]`) || !strings.Contains(string(log), "evil") {
 		t.Errorf("the log does not name delegates[1] and its type: %s", log)
 	}
+}
+
+// arpNotify reads the pod's eth0 arp_notify sysctl (what the tuning
+// plugin sets in the passthru tests).
+func arpNotify(p *pod) (string, error) {
+	var val string
+	err := p.netns.Do(func(ns.NetNS) error {
+		b, err := os.ReadFile("/proc/sys/net/ipv4/conf/eth0/arp_notify")
+		val = strings.TrimSpace(string(b))
+		return err
+	})
+	return val, err
 }

@@ -43,10 +43,10 @@ func vfLink(id string) string {
 
 func hostHasLink(name string) bool { return fileExists("/sys/class/net/" + name) }
 
-// vfsOnHost lists the VF links in the host netns.
-func vfsOnHost() []string {
+// vfsOnHost lists those of ids whose VF link is in the host netns.
+func vfsOnHost(ids []string) []string {
 	var out []string
-	for _, id := range vfIDs {
+	for _, id := range ids {
 		if hostHasLink(vfLink(id)) {
 			out = append(out, id)
 		}
@@ -223,7 +223,7 @@ func testDevices(t *testing.T, n *Node) {
 	n.waitPlexusReady(t, string(old.UID), 2*time.Minute)
 	n.deleteAll(t, ns, []*corev1.Pod{{ObjectMeta: metav1.ObjectMeta{Name: "a"}}, {ObjectMeta: metav1.ObjectMeta{Name: "b"}}}, sbs)
 	if err := testutil.WaitFor(ctx, 30*time.Second, func() (bool, string) {
-		return len(vfsOnHost()) == len(vfIDs), fmt.Sprintf("VFs on the host: %v", vfsOnHost())
+		return len(vfsOnHost(vfIDs)) == len(vfIDs), fmt.Sprintf("VFs on the host: %v", vfsOnHost(vfIDs))
 	}); err != nil {
 		t.Errorf("devices not returned after DEL across a plexusd restart: %v", err)
 	}
@@ -249,16 +249,8 @@ func testDevices(t *testing.T, n *Node) {
 		n.DeletePod(t, ns, c.pod)
 	}
 	if err := testutil.WaitFor(ctx, 60*time.Second, func() (bool, string) {
-		var left []string
-		for id := range n.RecordIDs() {
-			if !records[id] {
-				left = append(left, "record "+id[:12])
-			}
-		}
-		if got := len(BridgePorts()); got > ports {
-			left = append(left, fmt.Sprintf("%d bridge ports, %d before", got, ports))
-		}
-		if got := vfsOnHost(); len(got) != len(vfIDs) {
+		left := n.newSince(records, ports)
+		if got := vfsOnHost(vfIDs); len(got) != len(vfIDs) {
 			left = append(left, fmt.Sprintf("VFs on the host %v", got))
 		}
 		if m, _ := filepath.Glob(filepath.Join(n.devInfoDir(), "cni", "*")); len(m) > 0 {
@@ -277,6 +269,21 @@ func testDevices(t *testing.T, n *Node) {
 	if a := node.Status.Allocatable[vfResource]; a.Value() != int64(len(vfIDs)) {
 		t.Errorf("allocatable %s = %s at the end", vfResource, a.String())
 	}
+}
+
+// newSince lists the attachment records and bridge ports that were not
+// there before (records, ports): what a failed ADD must not leave.
+func (n *Node) newSince(records map[string]bool, ports int) []string {
+	var left []string
+	for id := range n.RecordIDs() {
+		if !records[id] {
+			left = append(left, "record "+id[:12])
+		}
+	}
+	if got := len(BridgePorts()); got > ports {
+		left = append(left, fmt.Sprintf("%d bridge ports, %d before", got, ports))
+	}
+	return left
 }
 
 // measureDevicePods times the sandbox creation (containerd's
@@ -308,7 +315,7 @@ func (n *Node) measureDevicePods(t *testing.T, ns string) {
 			n.DeletePod(t, ns, name)
 			// The next pod's devices must be back on the host first.
 			if err := testutil.WaitFor(context.Background(), 30*time.Second, func() (bool, string) {
-				return len(vfsOnHost()) == len(vfIDs), fmt.Sprintf("VFs on the host: %v", vfsOnHost())
+				return len(vfsOnHost(vfIDs)) == len(vfIDs), fmt.Sprintf("VFs on the host: %v", vfsOnHost(vfIDs))
 			}); err != nil {
 				t.Fatal(err)
 			}

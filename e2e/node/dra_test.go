@@ -36,16 +36,6 @@ const (
 
 var draIDs = []string{"0000:00:0b.0", "0000:00:0b.1", "0000:00:0b.2", "0000:00:0b.3"}
 
-func draVFsOnHost() []string {
-	var out []string
-	for _, id := range draIDs {
-		if hostHasLink(vfLink(id)) {
-			out = append(out, id)
-		}
-	}
-	return out
-}
-
 // draPod is a pod (scheduled: DRA needs the scheduler) with one resource
 // claim "vfs" from template, used by its container unless unused.
 func (n *Node) draPod(t *testing.T, ns, name, networks, template string, unused bool) {
@@ -221,7 +211,7 @@ func testDRA(t *testing.T, n *Node) {
 				ifs = append(ifs, d.NetworkData.InterfaceName)
 			}
 		}
-		return strings.Join(ifs, ",") == "net1" && len(draVFsOnHost()) == 1, fmt.Sprintf("claim network data for %v; VFs on the host %v", ifs, draVFsOnHost())
+		return strings.Join(ifs, ",") == "net1" && len(vfsOnHost(draIDs)) == 1, fmt.Sprintf("claim network data for %v; VFs on the host %v", ifs, vfsOnHost(draIDs))
 	}); err != nil {
 		t.Errorf("hot-unplug of a DRA network: %v", err)
 	}
@@ -229,7 +219,7 @@ func testDRA(t *testing.T, n *Node) {
 		n.DeletePod(t, ns, name)
 	}
 	if err := testutil.WaitFor(ctx, 60*time.Second, func() (bool, string) {
-		return len(draVFsOnHost()) == len(draIDs), fmt.Sprintf("VFs on the host: %v", draVFsOnHost())
+		return len(vfsOnHost(draIDs)) == len(draIDs), fmt.Sprintf("VFs on the host: %v", vfsOnHost(draIDs))
 	}); err != nil {
 		t.Errorf("DRA devices not returned after DEL: %v", err)
 	}
@@ -255,16 +245,8 @@ func testDRA(t *testing.T, n *Node) {
 		n.DeletePod(t, ns, c.pod)
 	}
 	if err := testutil.WaitFor(ctx, 60*time.Second, func() (bool, string) {
-		var left []string
-		for id := range n.RecordIDs() {
-			if !records[id] {
-				left = append(left, "record "+id[:12])
-			}
-		}
-		if got := len(BridgePorts()); got > ports {
-			left = append(left, fmt.Sprintf("%d bridge ports, %d before", got, ports))
-		}
-		if got := draVFsOnHost(); len(got) != len(draIDs) {
+		left := n.newSince(records, ports)
+		if got := vfsOnHost(draIDs); len(got) != len(draIDs) {
 			left = append(left, fmt.Sprintf("VFs on the host %v", got))
 		}
 		return len(left) == 0, strings.Join(left, "; ")
