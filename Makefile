@@ -29,6 +29,7 @@ all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/plexus ./cmd/thin-plugin
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/plexus-replay ./cmd/thin-plugin/replay
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/plexusd ./cmd/thick-daemon
 
 # The reference plugins, at the version go.mod pins, from the module proxy.
@@ -80,13 +81,15 @@ IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
 image:
 	@set -e; for p in $$(echo $(IMAGE_PLATFORMS) | tr , ' '); do arch=$${p#linux/}; \
 		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/linux_$$arch/plexus ./cmd/thin-plugin; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/linux_$$arch/plexus-replay ./cmd/thin-plugin/replay; \
 		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/linux_$$arch/plexusd ./cmd/thick-daemon; \
 	done
 	$(GO) run ./hack/image -o $(IMAGE_TAR) -name $(IMAGE) -platforms $(IMAGE_PLATFORMS) -entrypoint /usr/bin/plexusd \
 		-label org.opencontainers.image.version=$(VERSION) \
 		-label org.opencontainers.image.source=https://github.com/plexus-cni/plexus \
 		-label org.opencontainers.image.title=plexus \
-		-add '$(BIN)/linux_{arch}/plexus:/usr/bin/plexus' -add '$(BIN)/linux_{arch}/plexusd:/usr/bin/plexusd' \
+		-add '$(BIN)/linux_{arch}/plexus:/usr/bin/plexus' -add '$(BIN)/linux_{arch}/plexus-replay:/usr/bin/plexus-replay' \
+		-add '$(BIN)/linux_{arch}/plexusd:/usr/bin/plexusd' \
 		-link /usr/src/multus-cni/bin/multus-daemon=/usr/bin/plexusd \
 		-link /usr/src/multus-cni/bin/install_multus=/usr/bin/plexusd \
 		-link /usr/src/multus-cni/bin/multus-shim=/usr/bin/plexus \

@@ -30,7 +30,7 @@ var (
 	daemonBin  = envOr("PLEXUSD", filepath.Join(root, "bin", "test", "plexusd"))
 	cniBin     = filepath.Join(root, "bin", "cni")
 	recorder   = filepath.Join(root, "bin", "test", "recorder")
-	needsBuild = []string{shimBin, daemonBin, filepath.Join(cniBin, "bridge"), recorder, filepath.Join(root, "bin", "test", "vfplugin")}
+	needsBuild = []string{shimBin, filepath.Join(root, "bin", "plexus-replay"), daemonBin, filepath.Join(cniBin, "bridge"), recorder, filepath.Join(root, "bin", "test", "vfplugin")}
 )
 
 func envOr(k, def string) string {
@@ -343,7 +343,13 @@ func (e *env) shimConf(cniVersion string, extra map[string]interface{}) []byte {
 // network config on stdin, in the host netns.
 func (e *env) exec(command string, p *pod, ifname string, conf []byte) cniResult {
 	e.t.Helper()
-	cmd := exec.Command("nsenter", "--net="+e.host.Path(), shimBin)
+	return e.execShim(shimBin, command, p, ifname, conf)
+}
+
+// execShim is exec with another copy of the shim.
+func (e *env) execShim(shim, command string, p *pod, ifname string, conf []byte) cniResult {
+	e.t.Helper()
+	cmd := exec.Command("nsenter", "--net="+e.host.Path(), shim)
 	env := []string{"CNI_COMMAND=" + command, "CNI_PATH=" + cniBin, "PATH=" + os.Getenv("PATH")}
 	if p != nil {
 		env = append(env,

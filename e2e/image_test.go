@@ -19,13 +19,15 @@ import (
 // upstream manifest's (/usr/src/multus-cni/bin/{multus-daemon,
 // install_multus}), RKE2's and Multus's own images' /install_multus at the
 // root, and what install_multus copies to the host (multus-shim,
-// passthru), each resolving to the Plexus binary that serves it.
+// passthru, and plexus-replay beside them), each resolving to the Plexus
+// binary that serves it.
 func TestImageHasMultusEntryPoints(t *testing.T) {
 	tarPath := filepath.Join(root, "bin", "plexus-image.tar")
 	files := imageFiles(t, tarPath, "amd64")
 	want := map[string]string{
 		"/usr/bin/plexusd":                       "/usr/bin/plexusd",
 		"/usr/bin/plexus":                        "/usr/bin/plexus",
+		"/usr/bin/plexus-replay":                 "/usr/bin/plexus-replay",
 		"/usr/src/multus-cni/bin/multus-daemon":  "/usr/bin/plexusd",
 		"/usr/src/multus-cni/bin/install_multus": "/usr/bin/plexusd",
 		"/install_multus":                        "/usr/bin/plexusd",

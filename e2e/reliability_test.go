@@ -337,6 +337,37 @@ func TestReplayWithoutRecordSaysSo(t *testing.T) {
 	}
 }
 
+// A shim installed without plexus-replay beside it (nor in CNI_PATH)
+// cannot replay a DEL: the DEL fails with "try again later" naming the
+// missing binary, and the record stays for the retry that the daemon, back,
+// serves.
+func TestReplayNeedsItsBinary(t *testing.T) {
+	e := newEnv(t)
+	e.writeManifest("nad.yaml", nadManifest("default", "mv1", macvlanConf("mv1", "1.0.0", "192.168.10.0/24", e.ipamDir)))
+	e.writeManifest("pods.yaml", podManifest("default", "a", "mv1"))
+	a := e.newPod("default", "a")
+	e.mustAdd(a)
+	alone := filepath.Join(t.TempDir(), "plexus")
+	data, err := os.ReadFile(shimBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(alone, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.stopDaemon()
+	r := e.execShim(alone, "DEL", a, "eth0", e.shimConf("1.0.0", nil))
+	if r.err == nil || r.err.Code != 11 || !strings.Contains(r.err.Details, "plexus-replay is not installed") {
+		t.Fatalf("DEL without plexus-replay: %s; want code 11 naming it", r)
+	}
+	if n := len(e.links(a)); n != 3 {
+		t.Errorf("pod a has %d interfaces after the failed DEL, want them all (3)", n)
+	}
+	e.startDaemon()
+	e.mustDel(a)
+	e.assertClean()
+}
+
 // During a daemon restart an ADD waits (connectRetry) instead of failing.
 func TestAddWaitsForRestartingDaemon(t *testing.T) {
 	e := newEnv(t)

@@ -12,7 +12,7 @@ HOST=plexus-demo
 PODS=(pod-a pod-b)
 
 [ "$(id -u)" = 0 ] || { echo "make demo needs root (it creates network namespaces)"; exit 1; }
-for b in plexus plexusd cni/bridge cni/macvlan cni/host-local cni/static; do
+for b in plexus plexus-replay plexusd cni/bridge cni/macvlan cni/host-local cni/static; do
 	[ -x "$BIN/$b" ] || { echo "missing $BIN/$b: run make build plugins"; exit 1; }
 done
 

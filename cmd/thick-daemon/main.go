@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/plexus-cni/plexus/pkg/buildinfo"
 	"github.com/plexus-cni/plexus/pkg/cniconf"
@@ -64,7 +65,7 @@ func run() int {
 	case *installShim != "":
 		return report(installFromSelf(*installShim))
 	case *probe != "":
-		return report(shim.Probe(context.Background(), *probe))
+		return report(shim.Probe(*probe, 5*time.Second))
 	}
 	base, confFile := config.Default(), ""
 	if as == multusDaemonName {
@@ -123,10 +124,10 @@ func installMultus(args []string) int {
 	if err != nil {
 		return report(err)
 	}
-	if err := install.MultusShim(filepath.Join(filepath.Dir(self), "plexus"), *dir); err != nil {
+	if err := install.MultusShim(filepath.Dir(self), *dir); err != nil {
 		return report(err)
 	}
-	fmt.Printf("plexus shim installed in %s as plexus, multus-shim and passthru\n", *dir)
+	fmt.Printf("plexus shim installed in %s as plexus, multus-shim and passthru, with plexus-replay\n", *dir)
 	return 0
 }
 
@@ -135,7 +136,7 @@ func installFromSelf(dir string) error {
 	if err != nil {
 		return err
 	}
-	return install.Shim(filepath.Join(filepath.Dir(self), "plexus"), dir)
+	return install.Shim(filepath.Dir(self), dir)
 }
 
 func report(err error) int {

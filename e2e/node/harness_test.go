@@ -152,7 +152,7 @@ func missing(repo string) []string {
 		filepath.Join(kb, "kube-apiserver"), filepath.Join(kb, "kubectl"), filepath.Join(kb, "kubelet"),
 		filepath.Join(kb, "kube-controller-manager"), filepath.Join(kb, "kube-scheduler"),
 		"/usr/bin/etcd", "/usr/bin/containerd", "/usr/bin/ctr", "/usr/bin/containerd-shim-runc-v2", "/usr/sbin/runc", "/usr/bin/nsenter",
-		filepath.Join(repo, "bin", "plexus-image.tar"), filepath.Join(repo, "bin", "plexus"), filepath.Join(repo, "bin", "plexusd"),
+		filepath.Join(repo, "bin", "plexus-image.tar"), filepath.Join(repo, "bin", "plexus"), filepath.Join(repo, "bin", "plexus-replay"), filepath.Join(repo, "bin", "plexusd"),
 	}
 	for _, p := range cniPlugins {
 		need = append(need, filepath.Join(repo, "bin", "cni", p))

@@ -150,7 +150,7 @@ func testUpgrade(t *testing.T, n *Node) {
 	// New binaries (another version stamp, so another image digest) built
 	// with make build's flags.
 	bins := n.p("images", "upgrade")
-	for bin, pkg := range map[string]string{"plexus": "./cmd/thin-plugin", "plexusd": "./cmd/thick-daemon"} {
+	for bin, pkg := range map[string]string{"plexus": "./cmd/thin-plugin", "plexus-replay": "./cmd/thin-plugin/replay", "plexusd": "./cmd/thick-daemon"} {
 		cmd := exec.CommandContext(ctx, goBin(), "build", "-trimpath", "-ldflags", "-s -w -X github.com/plexus-cni/plexus/pkg/buildinfo.Version=e2e-upgrade",
 			"-o", filepath.Join(bins, bin), pkg)
 		cmd.Dir, cmd.Env = n.Repo, append(os.Environ(), "CGO_ENABLED=0")
@@ -159,7 +159,8 @@ func testUpgrade(t *testing.T, n *Node) {
 		}
 	}
 	if err := n.BuildImage(ctx, tarball, image, "/usr/bin/plexusd", "", []string{"org.opencontainers.image.version=e2e-upgrade"},
-		filepath.Join(bins, "plexus")+":/usr/bin/plexus", filepath.Join(bins, "plexusd")+":/usr/bin/plexusd"); err != nil {
+		filepath.Join(bins, "plexus")+":/usr/bin/plexus", filepath.Join(bins, "plexus-replay")+":/usr/bin/plexus-replay",
+		filepath.Join(bins, "plexusd")+":/usr/bin/plexusd"); err != nil {
 		t.Fatal(err)
 	}
 	n.keepPlexusLog(oldDaemon)

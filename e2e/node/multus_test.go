@@ -222,11 +222,13 @@ func testSwitchFromMultus(t *testing.T, n *Node) {
 	n.waitDaemonSetRolled(t, "kube-multus-ds", plexusImage)
 	n.waitRuntimeUses(t, "plexus-cni-network")
 	// install_multus installed Plexus's shim under Multus's names, passthru
-	// included (a NAD of type passthru keeps working).
+	// included (a NAD of type passthru keeps working), and plexus-replay
+	// beside it.
 	shimBin, _ := os.ReadFile(filepath.Join(n.Repo, "bin", "linux_amd64", "plexus"))
-	for _, name := range []string{"multus-shim", "passthru"} {
-		if b, err := os.ReadFile(filepath.Join(n.binDir(), name)); err != nil || !bytes.Equal(b, shimBin) {
-			t.Errorf("%s in the node's CNI bin dir is not Plexus's shim after the switch (%v)", name, err)
+	replayBin, _ := os.ReadFile(filepath.Join(n.Repo, "bin", "linux_amd64", "plexus-replay"))
+	for name, want := range map[string][]byte{"multus-shim": shimBin, "passthru": shimBin, "plexus-replay": replayBin} {
+		if b, err := os.ReadFile(filepath.Join(n.binDir(), name)); err != nil || !bytes.Equal(b, want) {
+			t.Errorf("%s in the node's CNI bin dir is not Plexus's after the switch (%v)", name, err)
 		}
 	}
 	// Plexus's config in Multus's file name: replaced, not added.

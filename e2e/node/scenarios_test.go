@@ -379,8 +379,10 @@ func testDeployPlexus(t *testing.T, n *Node) {
 	if conf.CNIVersion != "1.0.0" || conf.Plugins[0]["type"] != "plexus" || conf.Plugins[0]["socketPath"] != n.runPlexus()+"/plexus.sock" {
 		t.Errorf("generated config %s", gen)
 	}
-	if !fileExists(filepath.Join(n.binDir(), "plexus")) {
-		t.Errorf("the init container did not install the shim into %s", n.binDir())
+	for _, bin := range []string{"plexus", "plexus-replay"} {
+		if !fileExists(filepath.Join(n.binDir(), bin)) {
+			t.Errorf("the init container did not install %s into %s", bin, n.binDir())
+		}
 	}
 	n.waitRuntimeUses(t, conf.Name)
 	n.Stages = append(n.Stages, stage{"Plexus deployed (apply → plexusd Ready → conflist used)", time.Since(start)})

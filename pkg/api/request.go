@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/plexus-cni/plexus/pkg/api/wire"
 )
 
 // Command is a CNI verb.
@@ -24,13 +26,8 @@ const (
 	CmdGC     Command = "GC"
 )
 
-// Protocol is the version of the shim↔daemon wire format this build
-// speaks. The shim on the host and the daemon in the DaemonSet are upgraded
-// separately, so each request says which version its shim speaks. 0 (the
-// field absent) is the format from before the field existed, which is
-// version 1's subset: a daemon serves every version up to its own, and
-// answers a newer one with a CNI error naming both.
-const Protocol = 1
+// Protocol is the shim↔daemon wire version (wire.Protocol).
+const Protocol = wire.Protocol
 
 // Request carries only the CNI fields of one invocation; never the shim's
 // whole environment.

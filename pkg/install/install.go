@@ -1,7 +1,9 @@
-// Package install puts the plexus shim into the host's CNI bin dir. The
-// copy goes to a temp name in the same directory and is renamed over the
-// old binary, so a shim being executed at that moment keeps its inode and
-// the install never fails with "text file busy" (Multus #1221).
+// Package install puts the plexus shim and plexus-replay into the host's
+// CNI bin dir. Each copy goes to a temp name in the same directory and is
+// renamed over the old binary, so a shim being executed at that moment keeps
+// its inode and the install never fails with "text file busy" (Multus #1221).
+// plexus-replay goes first: a shim that is in place always finds the replay
+// it execs when the daemon is unreachable for a DEL.
 package install
 
 import (
@@ -9,12 +11,16 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/plexus-cni/plexus/pkg/api/wire"
 	"github.com/plexus-cni/plexus/pkg/atomicfile"
 )
 
-// Shim copies src to dir/plexus atomically, mode 0755.
-func Shim(src, dir string) error {
-	return copyAtomic(src, filepath.Join(dir, "plexus"))
+// ShimName is the shim's file name, in the image and in the CNI bin dir.
+const ShimName = "plexus"
+
+// Shim copies srcDir/plexus-replay and then srcDir/plexus to dir, mode 0755.
+func Shim(srcDir, dir string) error {
+	return copyAll(srcDir, dir, ShimName)
 }
 
 // MultusShim is what Multus thick's init container does, for Plexus: the
@@ -22,13 +28,17 @@ func Shim(src, dir string) error {
 // dir/multus-shim (what a 00-multus.conf left by Multus names: the shim
 // reaches plexusd from such a config too), and to dir/passthru, Multus's
 // passthru plugin, which install_multus installs beside its shim (the shim
-// acts as it under that name).
-func MultusShim(src, dir string) error {
-	if err := Shim(src, dir); err != nil {
+// acts as it under that name); plexus-replay first, as for Shim.
+func MultusShim(srcDir, dir string) error {
+	return copyAll(srcDir, dir, ShimName, "multus-shim", "passthru")
+}
+
+func copyAll(srcDir, dir string, names ...string) error {
+	if err := copyAtomic(filepath.Join(srcDir, wire.ReplayName), filepath.Join(dir, wire.ReplayName)); err != nil {
 		return err
 	}
-	for _, name := range []string{"multus-shim", "passthru"} {
-		if err := copyAtomic(src, filepath.Join(dir, name)); err != nil {
+	for _, name := range names {
+		if err := copyAtomic(filepath.Join(srcDir, ShimName), filepath.Join(dir, name)); err != nil {
 			return err
 		}
 	}

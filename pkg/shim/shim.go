@@ -1,25 +1,17 @@
 package shim
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
-	"github.com/containernetworking/cni/pkg/skel"
-	"github.com/containernetworking/cni/pkg/types"
-
-	"github.com/plexus-cni/plexus/pkg/api"
-	"github.com/plexus-cni/plexus/pkg/delegate"
-	"github.com/plexus-cni/plexus/pkg/detach"
-	"github.com/plexus-cni/plexus/pkg/store"
+	"github.com/plexus-cni/plexus/pkg/api/wire"
+	"github.com/plexus-cni/plexus/pkg/buildinfo"
 )
 
 // Defaults for the shim's CNI config keys.
@@ -40,21 +32,16 @@ const (
 // retryInterval paces connection retries.
 const retryInterval = 200 * time.Millisecond
 
-// NetConf is the shim's own CNI config: the standard keys plus where to
-// find the daemon.
-type NetConf struct {
-	types.PluginConf
-	SocketPath     string `json:"socketPath,omitempty"`
-	ConnectTimeout string `json:"connectTimeout,omitempty"`
-	RequestTimeout string `json:"requestTimeout,omitempty"`
-	ConnectRetry   string `json:"connectRetry,omitempty"`
-	CNIDir         string `json:"cniDir,omitempty"`
-	BinDir         string `json:"binDir,omitempty"`
-	// DaemonSocketDir is Multus's shim key: a 00-multus.conf that Multus
-	// left behind reaches plexusd (run as multus-daemon) in that
-	// directory, /run/multus by default.
-	DaemonSocketDir string `json:"daemonSocketDir,omitempty"`
-}
+// CNI error codes the shim returns itself (CNI spec, "Error").
+const (
+	errIncompatibleCNIVersion = 1
+	errUnknownContainer       = 3
+	errInvalidEnvironment     = 4
+	errIOFailure              = 5
+	errDecodingFailure        = 6
+	errInvalidNetworkConfig   = 7
+	errTryAgainLater          = 11
+)
 
 // multusSocketDir and multusCNIDir are Multus thick's defaults, which
 // plexusd run as multus-daemon keeps.
@@ -63,6 +50,31 @@ const (
 	multusCNIDir    = "/var/lib/cni/multus"
 )
 
+// cniError is a CNI error result; Main prints it and exits 1.
+type cniError struct {
+	code         uint
+	msg, details string
+}
+
+func (e *cniError) Error() string { return e.msg + ": " + e.details }
+
+func (e *cniError) json() []byte {
+	b := append([]byte(`{"code":`), strconv.FormatUint(uint64(e.code), 10)...)
+	b = appendQuoted(append(b, `,"msg":`...), e.msg)
+	if e.details != "" {
+		b = appendQuoted(append(b, `,"details":`...), e.details)
+	}
+	return append(b, "}\n"...)
+}
+
+// invocation is one CNI call as the runtime made it.
+type invocation struct {
+	command, containerID, netns, ifName, args, path string
+	config                                          []byte
+}
+
+// settings is the shim's part of its CNI config: where the daemon is and
+// how long to wait for it.
 type settings struct {
 	socket         string
 	connectTimeout time.Duration
@@ -72,224 +84,317 @@ type settings struct {
 	binDir         string
 }
 
-func loadSettings(stdin []byte) (*settings, error) {
-	var c NetConf
-	if err := json.Unmarshal(stdin, &c); err != nil {
-		return nil, types.NewError(types.ErrDecodingFailure, "plexus: cannot decode config", err.Error())
+// Main runs the CNI invocation in the environment and returns the exit
+// code. argv0 selects passthru (PassthruName); stdout gets the result or
+// the CNI error.
+func Main(argv0 string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	passthru := filepath.Base(argv0) == PassthruName
+	cmd := getenv("CNI_COMMAND")
+	switch cmd {
+	case "":
+		about := buildinfo.About("shim")
+		if passthru {
+			about = "Passthrough CNI plugin (plexus " + buildinfo.Version + ")"
+		}
+		_, _ = io.WriteString(stderr, about+"\nCNI protocol versions supported: "+strings.Join(wire.CNIVersions, ", ")+"\n")
+		return 0
+	case "VERSION":
+		_, _ = stdout.Write(versionJSON())
+		return 0
 	}
-	s := &settings{socket: api.DefaultSocketPath, connectTimeout: DefaultConnectTimeout, requestTimeout: DefaultRequestTimeout, connectRetry: DefaultConnectRetry, cniDir: DefaultCNIDir}
-	if c.Type == "multus-shim" {
+	out, err := run(cmd, passthru, getenv, stdin)
+	var re *rawError
+	if errors.As(err, &re) {
+		_, _ = stdout.Write(append(re.raw, '\n'))
+		return 1
+	}
+	if err != nil {
+		var ce *cniError
+		if !errors.As(err, &ce) {
+			ce = &cniError{code: 999, msg: "plexus", details: err.Error()}
+		}
+		_, _ = stdout.Write(ce.json())
+		return 1
+	}
+	if len(out) > 0 {
+		if _, err := stdout.Write(out); err != nil {
+			_, _ = stdout.Write((&cniError{code: errIOFailure, msg: "plexus: write result", details: err.Error()}).json())
+			return 1
+		}
+	}
+	return 0
+}
+
+// versionJSON is the answer to VERSION.
+func versionJSON() []byte {
+	b := []byte(`{"cniVersion":`)
+	b = appendQuoted(b, wire.CNIVersions[len(wire.CNIVersions)-1])
+	b = append(b, `,"supportedVersions":[`...)
+	for i, v := range wire.CNIVersions {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendQuoted(b, v)
+	}
+	return append(b, "]}\n"...)
+}
+
+// run checks the invocation as the CNI library's skel does, then hands it
+// to the daemon (or, as passthru, answers it).
+func run(cmd string, passthru bool, getenv func(string) string, stdin io.Reader) ([]byte, error) {
+	inv, err := readInvocation(cmd, getenv, stdin)
+	if err != nil {
+		return nil, err
+	}
+	conf, err := object(inv.config)
+	if err != nil {
+		return nil, &cniError{code: errDecodingFailure, msg: "plexus: cannot decode config", details: err.Error()}
+	}
+	name, ok := stringValue(lookup(conf, "name"))
+	switch {
+	case !ok:
+		return nil, &cniError{code: errDecodingFailure, msg: "plexus: cannot decode config", details: "name is not a string"}
+	case name == "":
+		return nil, &cniError{code: errInvalidNetworkConfig, msg: "missing network name"}
+	case !validName(name):
+		return nil, &cniError{code: errInvalidNetworkConfig, msg: "invalid characters found in network name", details: name}
+	}
+	version, ok := stringValue(lookup(conf, "cniVersion"))
+	if !ok {
+		return nil, &cniError{code: errDecodingFailure, msg: "plexus: cannot decode config", details: "cniVersion is not a string"}
+	}
+	if version == "" {
+		version = "0.1.0" // the CNI library's reading of a config without one
+	}
+	if !supported(version) {
+		quoted := make([]string, len(wire.CNIVersions))
+		for i, v := range wire.CNIVersions {
+			quoted[i] = strconv.Quote(v)
+		}
+		return nil, &cniError{code: errIncompatibleCNIVersion, msg: "incompatible CNI versions", details: "config is " + strconv.Quote(version) + ", plugin supports [" + strings.Join(quoted, " ") + "]"}
+	}
+	if passthru {
+		return passthruResult(cmd, version), nil
+	}
+	s, err := loadSettings(conf)
+	if err != nil {
+		return nil, err
+	}
+	return ask(s, inv)
+}
+
+// readInvocation reads the CNI environment and the config on stdin and
+// checks what the verb requires (CNI spec section 3).
+func readInvocation(cmd string, getenv func(string) string, stdin io.Reader) (*invocation, error) {
+	inv := &invocation{command: cmd, containerID: getenv("CNI_CONTAINERID"), netns: getenv("CNI_NETNS"),
+		ifName: getenv("CNI_IFNAME"), args: getenv("CNI_ARGS"), path: getenv("CNI_PATH")}
+	var required []string
+	switch cmd {
+	case "ADD", "CHECK", "DEL":
+		for _, e := range []struct{ name, val string }{{"CNI_CONTAINERID", inv.containerID}, {"CNI_NETNS", inv.netns}, {"CNI_IFNAME", inv.ifName}, {"CNI_PATH", inv.path}} {
+			if e.val == "" && (cmd != "DEL" || e.name != "CNI_NETNS") {
+				required = append(required, e.name)
+			}
+		}
+	case "STATUS", "GC":
+	default:
+		return nil, &cniError{code: errInvalidEnvironment, msg: "unknown CNI_COMMAND: " + cmd}
+	}
+	if len(required) > 0 {
+		return nil, &cniError{code: errInvalidEnvironment, msg: "required env variables [" + strings.Join(required, ",") + "] missing"}
+	}
+	if cmd == "ADD" || cmd == "CHECK" || cmd == "DEL" {
+		if !validName(inv.containerID) {
+			return nil, &cniError{code: errInvalidEnvironment, msg: "invalid characters in containerID", details: inv.containerID}
+		}
+		if msg := badIfName(inv.ifName); msg != "" {
+			return nil, &cniError{code: errInvalidEnvironment, msg: msg, details: inv.ifName}
+		}
+	}
+	var err error
+	if inv.config, err = io.ReadAll(stdin); err != nil {
+		return nil, &cniError{code: errIOFailure, msg: "plexus: read config", details: err.Error()}
+	}
+	return inv, nil
+}
+
+// validName is the CNI library's rule for container IDs and network
+// names: ^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$.
+func validName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		if !alnum && (i == 0 || c != '_' && c != '.' && c != '-') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// badIfName is the CNI library's interface name check: what is wrong, or "".
+func badIfName(s string) string {
+	switch {
+	case s == "":
+		return "interface name is empty"
+	case len(s) > 15:
+		return "interface name is too long"
+	case s == "." || s == "..":
+		return "interface name is . or .."
+	}
+	for _, r := range s {
+		if r == '/' || r == ':' || r == ' ' || r == '\t' || r == '\n' || r == '\v' || r == '\f' || r == '\r' || r == 0x85 || r == 0xA0 {
+			return "interface name contains / or : or whitespace characters"
+		}
+	}
+	return ""
+}
+
+func supported(v string) bool {
+	for _, s := range wire.CNIVersions {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// loadSettings reads the shim's keys from its config.
+func loadSettings(conf []member) (*settings, error) {
+	str := map[string]string{}
+	for _, key := range []string{"type", "socketPath", "connectTimeout", "requestTimeout", "connectRetry", "cniDir", "binDir", "daemonSocketDir"} {
+		v, ok := stringValue(lookup(conf, key))
+		if !ok {
+			return nil, &cniError{code: errDecodingFailure, msg: "plexus: cannot decode config", details: key + " is not a string"}
+		}
+		str[key] = v
+	}
+	s := &settings{socket: wire.DefaultSocketPath, connectTimeout: DefaultConnectTimeout, requestTimeout: DefaultRequestTimeout, connectRetry: DefaultConnectRetry, cniDir: DefaultCNIDir}
+	if str["type"] == "multus-shim" {
 		// Multus's config, served by plexusd in Multus's place.
 		dir := multusSocketDir
-		if c.DaemonSocketDir != "" {
-			dir = c.DaemonSocketDir
+		if d := str["daemonSocketDir"]; d != "" {
+			dir = d
 		}
-		s.socket, s.cniDir = filepath.Join(dir, filepath.Base(api.DefaultSocketPath)), multusCNIDir
+		s.socket, s.cniDir = filepath.Join(dir, wire.SocketName), multusCNIDir
 	}
-	if c.SocketPath != "" {
-		s.socket = c.SocketPath
+	if v := str["socketPath"]; v != "" {
+		s.socket = v
 	}
-	if c.CNIDir != "" {
-		s.cniDir = c.CNIDir
+	if v := str["cniDir"]; v != "" {
+		s.cniDir = v
 	}
-	if c.BinDir != "" {
-		s.binDir = c.BinDir
-	}
+	s.binDir = str["binDir"]
 	for _, d := range []struct {
 		key string
-		val string
 		dst *time.Duration
-	}{{"connectTimeout", c.ConnectTimeout, &s.connectTimeout}, {"requestTimeout", c.RequestTimeout, &s.requestTimeout}, {"connectRetry", c.ConnectRetry, &s.connectRetry}} {
-		if d.val == "" {
+	}{{"connectTimeout", &s.connectTimeout}, {"requestTimeout", &s.requestTimeout}, {"connectRetry", &s.connectRetry}} {
+		val := str[d.key]
+		if val == "" {
 			continue
 		}
-		v, err := time.ParseDuration(d.val)
+		v, err := time.ParseDuration(val)
 		if err != nil || v < 0 || v == 0 && d.key != "connectRetry" {
-			return nil, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("plexus: invalid %s %q", d.key, d.val), "")
+			return nil, &cniError{code: errInvalidNetworkConfig, msg: "plexus: invalid " + d.key + " " + strconv.Quote(val)}
 		}
 		*d.dst = v
 	}
 	return s, nil
 }
 
-// Funcs returns the skel callbacks. out receives results (os.Stdout).
-func Funcs(out io.Writer) skel.CNIFuncs {
-	call := func(cmd api.Command) func(*skel.CmdArgs) error {
-		return func(a *skel.CmdArgs) error { return Run(context.Background(), cmd, a, out) }
+// encodeRequest is the api.Request the daemon decodes.
+func encodeRequest(inv *invocation) []byte {
+	b := append([]byte(`{"protocol":`), strconv.Itoa(wire.Protocol)...)
+	for _, f := range []struct{ key, val string }{{"command", inv.command}, {"containerID", inv.containerID}, {"netns", inv.netns}, {"ifName", inv.ifName}, {"args", inv.args}, {"path", inv.path}} {
+		if f.val != "" || f.key == "command" {
+			b = appendQuoted(append(append(append(b, ",\""...), f.key...), "\":"...), f.val)
+		}
 	}
-	return skel.CNIFuncs{Add: call(api.CmdAdd), Del: call(api.CmdDel), Check: call(api.CmdCheck), Status: call(api.CmdStatus), GC: call(api.CmdGC)}
+	b = append(append(b, `,"config":`...), inv.config...)
+	return append(b, '}')
 }
 
-// Run performs one CNI command against the daemon.
-func Run(ctx context.Context, cmd api.Command, a *skel.CmdArgs, out io.Writer) error {
-	s, err := loadSettings(a.StdinData)
-	if err != nil {
-		return err
-	}
+// ask sends the invocation to the daemon and maps its answer, or its
+// absence, to the CNI result.
+func ask(s *settings, inv *invocation) ([]byte, error) {
 	budget := s.requestTimeout
-	if cmd == api.CmdDel && budget > 2*ReplayTimeout {
+	if inv.command == "DEL" && budget > 2*ReplayTimeout {
 		budget -= ReplayTimeout
 	}
-	sctx, cancel := context.WithTimeout(ctx, budget)
-	defer cancel()
-	req := &api.Request{Protocol: api.Protocol, Command: cmd, ContainerID: a.ContainerID, Netns: a.Netns, IfName: a.IfName, Args: a.Args, Path: a.Path, Config: a.StdinData}
-	// Encoded here, before the daemon is asked: a failure is this shim's
-	// own and must not make a DEL run behind the daemon's back.
-	body, err := encodeRequest(req)
-	if err != nil {
-		return types.NewError(types.ErrInternal, "plexus: cannot build the request for plexusd", err.Error())
-	}
-	resp, err := sendRetrying(sctx, s, cmd, body)
-	if err != nil {
-		return unreachable(ctx, s, cmd, a, err)
-	}
-	if resp.Error != nil {
-		return resp.Error
-	}
-	if len(resp.Result) > 0 {
-		if _, err := out.Write(resp.Result); err != nil {
-			return types.NewError(types.ErrIOFailure, "plexus: write result", err.Error())
-		}
-	}
-	return nil
-}
-
-// sendRetrying sends req; ADD and CHECK are retried for up to connectRetry
-// while the socket refuses connections (no daemon listening: it is being
-// replaced) or the daemon answers that it is not ready yet. DEL replays
-// from the record instead, and STATUS must answer at once.
-func sendRetrying(ctx context.Context, s *settings, cmd api.Command, body []byte) (*api.Response, error) {
-	retry := cmd == api.CmdAdd || cmd == api.CmdCheck
+	deadline := time.Now().Add(budget)
+	body := encodeRequest(inv)
+	retry := inv.command == "ADD" || inv.command == "CHECK"
 	until := time.Now().Add(s.connectRetry)
 	for {
-		resp, err := send(ctx, s, body)
-		if !retry || !restarting(resp, err) || time.Now().Add(retryInterval).After(until) {
-			return resp, err
+		res, err := send(s, deadline, body)
+		if err == nil && res.errRaw != nil {
+			if retry && res.notReady && !time.Now().Add(retryInterval).After(until) && time.Now().Add(retryInterval).Before(deadline) {
+				time.Sleep(retryInterval)
+				continue
+			}
+			return nil, &rawError{res.errRaw}
 		}
-		select {
-		case <-ctx.Done():
-			return resp, err
-		case <-time.After(retryInterval):
+		if err == nil {
+			return res.result, nil
 		}
-	}
-}
-
-// restarting: nothing listens on the socket, or the daemon is up but not
-// ready (its informers are syncing).
-func restarting(resp *api.Response, err error) bool {
-	if err != nil {
-		return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)
-	}
-	return resp.Error != nil && resp.Error.Code == types.ErrTryAgainLater && resp.Error.Msg == api.MsgNotReady
-}
-
-// encodeRequest is json.Marshal (a variable so a test can make it fail).
-var encodeRequest = func(req *api.Request) ([]byte, error) { return json.Marshal(req) }
-
-// send is one exchange with the daemon; every error it returns is a
-// failure to talk to the daemon at all.
-func send(ctx context.Context, s *settings, body []byte) (*api.Response, error) {
-	c, err := dialDaemon(ctx, s)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	code, data, err := exchange(ctx, c, "POST", api.PathCNI, body)
-	if err != nil {
-		return nil, err
-	}
-	if code != 200 {
-		return nil, fmt.Errorf("HTTP %d: %s", code, bytes.TrimSpace(data))
-	}
-	var resp api.Response
-	if err := json.Unmarshal(data, &resp); err != nil {
-		return nil, fmt.Errorf("decode daemon response: %w", err)
-	}
-	return &resp, nil
-}
-
-// dialDaemon connects to the daemon's socket and checks that the peer
-// listening there runs as root: whoever could plant a socket there must not
-// be able to forge results.
-func dialDaemon(ctx context.Context, s *settings) (net.Conn, error) {
-	c, err := (&net.Dialer{Timeout: s.connectTimeout}).DialContext(ctx, "unix", s.socket)
-	if err != nil {
-		return nil, err
-	}
-	uid, err := api.PeerUID(c.(*net.UnixConn))
-	if err == nil && uid != 0 {
-		err = fmt.Errorf("the process listening on %s runs as uid %d, not root: refusing it", s.socket, uid)
-	}
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	return c, nil
-}
-
-// unreachable maps a transport failure to the CNI answer for cmd.
-func unreachable(ctx context.Context, s *settings, cmd api.Command, a *skel.CmdArgs, err error) error {
-	msg := fmt.Sprintf("plexus: daemon unreachable at %s", s.socket)
-	switch cmd {
-	case api.CmdStatus:
-		return types.NewError(api.CodeNotAvailable, msg, err.Error())
-	case api.CmdDel:
-		// A fresh deadline: the wait for a hung daemon may have used
-		// up the request's.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ReplayTimeout)
-		defer cancel()
-		if derr := replayDel(rctx, s, a); derr != nil {
-			return types.NewError(types.ErrTryAgainLater, msg+"; DEL from the attachment record failed", derr.Error())
+		if retry && refused(err) && !time.Now().Add(retryInterval).After(until) && time.Now().Add(retryInterval).Before(deadline) {
+			time.Sleep(retryInterval)
+			continue
 		}
-		return nil
+		return nil, unreachable(s, inv, err)
 	}
-	return types.NewError(types.ErrTryAgainLater, msg, err.Error())
 }
 
-// replayDel runs the DEL from the attachment record in this process.
-func replayDel(ctx context.Context, s *settings, a *skel.CmdArgs) error {
-	if err := store.ValidContainerID(a.ContainerID); err != nil {
+// refused: nothing listens on the socket (the daemon is being replaced).
+func refused(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)
+}
+
+// rawError is the daemon's CNI error, printed as the daemon wrote it.
+type rawError struct{ raw []byte }
+
+func (e *rawError) Error() string { return string(e.raw) }
+
+// unreachable maps a failure to talk to the daemon to the CNI answer for
+// the verb. DEL is replayed from the attachment record by ReplayName,
+// which takes this process's place (exec) and so its exit code and output.
+func unreachable(s *settings, inv *invocation, err error) error {
+	msg := "plexus: daemon unreachable at " + s.socket
+	switch inv.command {
+	case "STATUS":
+		return &cniError{code: uint(wire.CodeNotAvailable), msg: msg, details: err.Error()}
+	case "DEL":
+		rerr := execReplay(s, err)
+		return &cniError{code: errTryAgainLater, msg: msg + "; cannot replay the DEL from the attachment record", details: rerr.Error()}
+	}
+	return &cniError{code: errTryAgainLater, msg: msg, details: err.Error()}
+}
+
+// execReplay replaces this process with ReplayName, found beside this
+// binary or else in CNI_PATH. It returns only on failure.
+var execReplay = func(s *settings, reason error) error {
+	path, err := replayBinary()
+	if err != nil {
 		return err
 	}
-	// The runtime's CNI_PATH found this shim; it finds the delegates too,
-	// unless binDir says otherwise.
-	var binDirs []string
-	if s.binDir != "" {
-		binDirs = []string{s.binDir}
-	}
-	inv := delegate.NewInvoker(binDirs, s.cniDir, nil)
-	st := store.NewFileStore(store.RecordsDir(s.cniDir))
-	rec, err := detach.Detach(ctx, inv, st, a.ContainerID, a.Netns, a.Path)
-	switch {
-	case err != nil:
-		return err
-	case rec == nil:
-		fmt.Fprintf(os.Stderr, "plexus: daemon unreachable at %s; %s has no attachment record: nothing to delete\n", s.socket, a.ContainerID)
-	default:
-		fmt.Fprintf(os.Stderr, "plexus: daemon unreachable at %s; DEL of %s done from the attachment record\n", s.socket, a.ContainerID)
-		if err := store.MarkReplayed(s.cniDir, a.ContainerID); err != nil {
-			fmt.Fprintf(os.Stderr, "plexus: leave the replay trail: %v\n", err) // the DEL itself succeeded
-		}
+	env := append(os.Environ(), wire.EnvReplaySocket+"="+s.socket, wire.EnvReplayCNIDir+"="+s.cniDir,
+		wire.EnvReplayBinDir+"="+s.binDir, wire.EnvReplayReason+"="+reason.Error())
+	if err := syscall.Exec(path, []string{wire.ReplayName}, env); err != nil {
+		return errors.New("exec " + path + ": " + err.Error())
 	}
 	return nil
 }
 
-// Probe asks the daemon's /readyz; nil means ready. Used by the DaemonSet's
-// readiness probe (plexusd --probe SOCKET).
-func Probe(ctx context.Context, socket string) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	c, err := (&net.Dialer{}).DialContext(ctx, "unix", socket)
-	if err != nil {
-		return err
+func replayBinary() (string, error) {
+	var tried []string
+	if self, err := os.Executable(); err == nil {
+		tried = append(tried, filepath.Dir(self))
 	}
-	defer c.Close()
-	code, body, err := exchange(ctx, c, "GET", api.PathReadyz, nil)
-	if err != nil {
-		return err
+	tried = append(tried, filepath.SplitList(os.Getenv("CNI_PATH"))...)
+	for _, dir := range tried {
+		p := filepath.Join(dir, wire.ReplayName)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
 	}
-	if code != 200 {
-		return fmt.Errorf("not ready: %s", bytes.TrimSpace(body))
-	}
-	return nil
+	return "", errors.New(wire.ReplayName + " is not installed beside the shim nor in CNI_PATH (" + strings.Join(tried, ":") + ")")
 }
