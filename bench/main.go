@@ -39,8 +39,8 @@ type options struct {
 func main() {
 	var o options
 	var concs, nets string
-	flag.IntVar(&o.pods, "pods", envInt("BENCH_PODS", 100), "pods per phase")
-	flag.IntVar(&o.repeats, "repeats", envInt("BENCH_REPEATS", 3), "repeats (medians are reported)")
+	flag.IntVar(&o.pods, "pods", envInt("BENCH_PODS", 60), "pods per phase")
+	flag.IntVar(&o.repeats, "repeats", envInt("BENCH_REPEATS", 5), "repeats (medians are reported)")
 	flag.StringVar(&concs, "concurrency", "1,8", "concurrency levels")
 	flag.StringVar(&nets, "networks", "2,4", "networks per pod (eth0 included)")
 	flag.BoolVar(&o.scale, "scale", os.Getenv("BENCH_SCALE") != "0", "run the NAD/pod scale phase")

@@ -312,7 +312,7 @@ func (b *bench) shimCost(n int) (wallMS, cpuMS, sizeMB, goCPUMS float64) {
 	return ms(percentile(walls, .5)), ms(percentile(cpus, .5)), float64(fi.Size()) / (1 << 20), ms(percentile(gos, .5))
 }
 
-// scaleStep measures ADD p50 (concurrency 1, 20 pods, 2 networks) with the
+// scaleStep measures ADD p50 (concurrency 1, 100 pods, 2 networks) with the
 // cluster holding nads NADs and the node holding pods pods.
 type scaleStep struct {
 	NADs, NodePods int
@@ -333,7 +333,7 @@ func (b *bench) scale(ctx context.Context) ([]scaleStep, error) {
 	if err := b.startDaemon(d, cfgPath, "--kubeconfig", b.cluster.Kubeconfig, "--node-name", node); err != nil {
 		return nil, err
 	}
-	probe := make([]podInfo, 10)
+	probe := make([]podInfo, 100) // the target's "100 pods attached"
 	for i := range probe {
 		probe[i] = podInfo{name: fmt.Sprintf("scale-probe-%02d", i)}
 		uid, err := b.createPod(ctx, node, benchNS, probe[i].name, map[string]string{nadv1.NetworkAttachmentAnnot: "mv1"})
@@ -344,7 +344,7 @@ func (b *bench) scale(ctx context.Context) ([]scaleStep, error) {
 	}
 	var steps []scaleStep
 	nads, pods := 4, len(probe)
-	for _, target := range []struct{ nads, pods int }{{10, 10}, {2000, 200}, {2000, 500}} {
+	for _, target := range []struct{ nads, pods int }{{10, 100}, {2000, 200}, {2000, 500}} {
 		for ; nads < target.nads; nads++ {
 			if err := b.createNAD(ctx, "scale", fmt.Sprintf("nad-%04d", nads), fmt.Sprintf(`{"cniVersion":"1.0.0","name":"nad-%04d","type":"macvlan","master":"%s","ipam":{"type":"host-local","ranges":[[{"subnet":"10.200.0.0/16"}]]}}`, nads, parent)); err != nil {
 				return nil, err
@@ -361,6 +361,13 @@ func (b *bench) scale(ctx context.Context) ([]scaleStep, error) {
 			return nil, err
 		}
 		mem := procMem(d.cmd.Process.Pid)
+		if os.Getenv("BENCH_PPROF") != "0" && target.pods == 200 {
+			stamp := time.Now().UTC().Format("20060102T150405Z")
+			_ = os.MkdirAll(b.o.resultDir, 0o755)
+			if err := d.profile("/debug/pprof/heap", filepath.Join(b.o.resultDir, stamp+"-scale-heap.pprof")); err != nil {
+				fmt.Fprintln(os.Stderr, "heap profile:", err)
+			}
+		}
 		steps = append(steps, scaleStep{NADs: nads, NodePods: pods, AddP50: ph.Add.P50, DelP50: ph.Del.P50, DaemonRSSMB: ph.DaemonRSSMB,
 			RSSAnonMB: mem["RssAnon"], RSSFileMB: mem["RssFile"], Errors: ph.Add.Errors + ph.Del.Errors})
 	}

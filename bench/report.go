@@ -56,7 +56,18 @@ func (b *bench) runAll() (*report, error) {
 	for rep := 0; rep < b.o.repeats; rep++ {
 		for _, conc := range b.o.concs {
 			for _, nets := range b.o.nets {
-				for _, m := range modes { // interleaved: floor, plexus, floor, plexus …
+				// Interleaved: every mode once per repeat, in reverse
+				// order on odd repeats, so that a drift of the machine's
+				// speed within a repeat favours no mode; ratios are taken
+				// within each repeat (paired), then their median.
+				order := modes
+				if rep%2 == 1 {
+					order = make([]mode, len(modes))
+					for i, m := range modes {
+						order[len(modes)-1-i] = m
+					}
+				}
+				for _, m := range order {
 					stop := b.maybeProfile(m, rep, conc, nets)
 					ph, err := b.runPhase(m, b.daemonFor(m), conc, nets, rep, b.pods[nets])
 					stop()
@@ -143,10 +154,21 @@ func (r *report) summarise(modes []mode, o options) {
 				if m == modeFloor {
 					floor = &row
 				} else if floor != nil {
-					row.AddP50Ratio = row.Add.P50 / floor.Add.P50
-					row.DelP50Ratio = row.Del.P50 / floor.Del.P50
-					row.AddOpsRatio = row.Add.OpsPerSec / floor.Add.OpsPerSec
-					row.DelOpsRatio = row.Del.OpsPerSec / floor.Del.OpsPerSec
+					var ratios [4][]float64
+					for _, ph := range r.Phases {
+						if ph.Mode != m || ph.Concurrency != conc || ph.Networks != nets {
+							continue
+						}
+						fl := r.phase(modeFloor, conc, nets, ph.Repeat)
+						if fl == nil || fl.Add.P50 == 0 || fl.Del.P50 == 0 || fl.Add.OpsPerSec == 0 || fl.Del.OpsPerSec == 0 {
+							continue
+						}
+						for i, v := range []float64{ph.Add.P50 / fl.Add.P50, ph.Del.P50 / fl.Del.P50, ph.Add.OpsPerSec / fl.Add.OpsPerSec, ph.Del.OpsPerSec / fl.Del.OpsPerSec} {
+							ratios[i] = append(ratios[i], v)
+						}
+					}
+					row.AddP50Ratio, row.DelP50Ratio = median(ratios[0]), median(ratios[1])
+					row.AddOpsRatio, row.DelOpsRatio = median(ratios[2]), median(ratios[3])
 				}
 				r.Summary = append(r.Summary, row)
 			}
@@ -154,9 +176,19 @@ func (r *report) summarise(modes []mode, o options) {
 	}
 }
 
+// phase is the run of (m, conc, nets) in repeat rep, or nil.
+func (r *report) phase(m mode, conc, nets, rep int) *phase {
+	for _, ph := range r.Phases {
+		if ph.Mode == m && ph.Concurrency == conc && ph.Networks == nets && ph.Repeat == rep {
+			return ph
+		}
+	}
+	return nil
+}
+
 func (r *report) markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n## Plexus vs floor (%d pods per phase, medians of %d repeats, interleaved)\n\n", r.Pods, r.Repeats)
+	fmt.Fprintf(&b, "\n## Plexus vs floor (%d pods per phase, medians of %d repeats, interleaved; ×floor: the median of each repeat's ratio)\n\n", r.Pods, r.Repeats)
 	b.WriteString("| mode | conc | nets | ADD p50 / p90 / p99 / max ms | ADD ops/s | DEL p50 / p90 / p99 / max ms | DEL ops/s | ADD p50 ×floor | ADD ops/s ×floor | DEL p50 ×floor | DEL ops/s ×floor | daemon RSS MiB | CPU/op ms | errors | leaks |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range r.Summary {
@@ -223,7 +255,7 @@ func (r *report) markdown() string {
 		b.WriteString(strings.Join(api, "\n") + "\n")
 	}
 	if len(r.Scale) > 0 {
-		b.WriteString("\n### Scale (plexus-api, concurrency 1, 10 pods, 2 networks)\n\n| NADs in cluster | pods on node | ADD p50 ms | DEL p50 ms | daemon RSS MiB (with 10 attached) | of it heap+stacks / binary pages (after the DELs) | errors |\n|---|---|---|---|---|---|---|\n")
+		b.WriteString("\n### Scale (plexus-api, concurrency 1, 100 pods, 2 networks)\n\n| NADs in cluster | pods on node | ADD p50 ms | DEL p50 ms | daemon RSS MiB (with 100 attached) | of it heap+stacks / binary pages (after the DELs) | errors |\n|---|---|---|---|---|---|---|\n")
 		for _, s := range r.Scale {
 			fmt.Fprintf(&b, "| %d | %d | %.1f | %.1f | %.1f | %.1f / %.1f | %d |\n", s.NADs, s.NodePods, s.AddP50, s.DelP50, s.DaemonRSSMB, s.RSSAnonMB, s.RSSFileMB, s.Errors)
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -38,7 +39,19 @@ const (
 	multusCNIDir = "/var/lib/cni/multus"
 )
 
+// defaultGCPercent is plexusd's GOGC unless its environment sets one: its
+// live heap is a few MiB (the trimmed pod and NAD caches, 3.4 MiB with
+// 2,000 NADs and 200 pods), so the Go default of 100 lets the heap, and
+// the resident memory, grow to twice that between collections. 25 keeps
+// it to 1.25 times: 1.1 MiB less RSS in bench's "Scale" step, for a
+// collection every few ADDs whose CPU (a few ms, on another core) is
+// lost in the noise of the CPU per operation.
+const defaultGCPercent = 25
+
 func run() int {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGCPercent)
+	}
 	as := filepath.Base(os.Args[0])
 	if as == multusInstallName {
 		return installMultus(os.Args[1:])
