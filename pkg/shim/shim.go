@@ -376,12 +376,24 @@ var execReplay = func(s *settings, reason error) error {
 	if err != nil {
 		return err
 	}
-	env := append(os.Environ(), wire.EnvReplaySocket+"="+s.socket, wire.EnvReplayCNIDir+"="+s.cniDir,
-		wire.EnvReplayBinDir+"="+s.binDir, wire.EnvReplayReason+"="+reason.Error())
-	if err := syscall.Exec(path, []string{wire.ReplayName}, env); err != nil {
+	if err := syscall.Exec(path, []string{wire.ReplayName}, replayEnv(os.Environ(), s, reason)); err != nil {
 		return errors.New("exec " + path + ": " + err.Error())
 	}
 	return nil
+}
+
+// replayEnv is environ with the settings for ReplayName in place of any
+// it held already (the first of two equal keys is the one a Go program
+// reads).
+func replayEnv(environ []string, s *settings, reason error) []string {
+	env := make([]string, 0, len(environ)+4)
+	for _, kv := range environ {
+		if !strings.HasPrefix(kv, "PLEXUS_REPLAY_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, wire.EnvReplaySocket+"="+s.socket, wire.EnvReplayCNIDir+"="+s.cniDir,
+		wire.EnvReplayBinDir+"="+s.binDir, wire.EnvReplayReason+"="+reason.Error())
 }
 
 func replayBinary() (string, error) {

@@ -147,6 +147,15 @@ func TestDaemonAbsent(t *testing.T) {
 	}
 }
 
+// The replay gets the shim's settings, not ones already in the environment.
+func TestReplayEnv(t *testing.T) {
+	env := replayEnv([]string{"CNI_COMMAND=DEL", wire.EnvReplayCNIDir + "=/forged"}, &settings{socket: "/s", cniDir: "/c"}, errors.New("gone"))
+	want := []string{"CNI_COMMAND=DEL", wire.EnvReplaySocket + "=/s", wire.EnvReplayCNIDir + "=/c", wire.EnvReplayBinDir + "=", wire.EnvReplayReason + "=gone"}
+	if strings.Join(env, " ") != strings.Join(want, " ") {
+		t.Errorf("replay env %q, want %q", env, want)
+	}
+}
+
 // The answers a runtime sees without the daemon, as the CNI library's skel
 // gives them (codes and messages as a plugin built on it prints).
 func TestInvocationChecks(t *testing.T) {
