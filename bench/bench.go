@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
@@ -58,10 +60,13 @@ type daemonProc struct {
 }
 
 type bench struct {
-	o        options
-	dir      string
-	ipamDir  string
-	shim     string
+	o       options
+	dir     string
+	ipamDir string
+	shim    string
+	// shimCPU sums the CPU (user+sys, ns) of the shim processes the
+	// phases ran, by verb.
+	shimCPU  sync.Map // string → *atomic.Int64
 	plugins  string
 	floor    *libcni.CNIConfig
 	lists    []*libcni.NetworkConfigList // cluster-net, mv1, mv2, mv3
@@ -363,7 +368,19 @@ func (b *bench) shimOp(d *daemonProc, command string, s *sandbox) error {
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("plexus %s %s: %w: %s", command, s.pod.name, err, out.String())
 	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		v, _ := b.shimCPU.LoadOrStore(command, new(atomic.Int64))
+		v.(*atomic.Int64).Add(ru.Utime.Nano() + ru.Stime.Nano())
+	}
 	return nil
+}
+
+// shimCPUNanos is the shim CPU spent on verb so far.
+func (b *bench) shimCPUNanos(verb string) int64 {
+	if v, ok := b.shimCPU.Load(verb); ok {
+		return v.(*atomic.Int64).Load()
+	}
+	return 0
 }
 
 // runConc runs op over sandboxes with conc workers; returns per-op

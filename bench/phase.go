@@ -38,6 +38,7 @@ type phase struct {
 	Leaks       []string
 	DaemonRSSMB float64            `json:",omitempty"` // after the ADDs: every pod attached
 	CPUPerOpMS  float64            `json:",omitempty"` // daemon CPU (user+sys) per ADD or DEL
+	ShimCPUAdd  float64            `json:",omitempty"` // shim process CPU (user+sys) per ADD, ms
 	APIPerAdd   map[string]float64 `json:",omitempty"` // requests per ADD by "VERB resource"
 	APIPerDel   map[string]float64 `json:",omitempty"`
 	FirstErrors []string           `json:",omitempty"`
@@ -98,8 +99,12 @@ func (b *bench) runPhase(m mode, d *daemonProc, conc, nets, rep int, pods []podI
 	if d != nil && d.metricsPort != 0 {
 		steps0 = scrapeSteps(d.metricsPort)
 	}
+	shim0 := b.shimCPUNanos("ADD")
 	lat, wall, errs := runConc(conc, sbs, op(true))
 	ph.Add = stats(lat, wall, errs)
+	if d != nil {
+		ph.ShimCPUAdd = float64(b.shimCPUNanos("ADD")-shim0) / 1e6 / float64(len(pods))
+	}
 	if steps0 != nil {
 		ph.StepsMS = stepMeans(scrapeSteps(d.metricsPort), steps0)
 	}

@@ -8,10 +8,17 @@ package main
 
 import (
 	"os"
+	"runtime"
 
 	"github.com/plexus-cni/plexus/pkg/shim"
 )
 
 func main() {
+	// One goroutine does all the work, and most of the process's life is
+	// a blocking read of the daemon's answer: with a P per core, the
+	// runtime wakes idle threads around that syscall for nothing (2–3 ms
+	// of CPU per ADD here, measured against a daemon that answers in
+	// 80 ms).
+	runtime.GOMAXPROCS(1)
 	os.Exit(shim.Main(os.Args[0], os.Getenv, os.Stdin, os.Stdout, os.Stderr))
 }
