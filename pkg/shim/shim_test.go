@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -369,5 +370,44 @@ func TestDaemonHTTPError(t *testing.T) {
 	}
 	if err := Probe(sock, time.Second); err == nil || !strings.Contains(err.Error(), "not ready: boom") {
 		t.Errorf("Probe: %v", err)
+	}
+}
+
+// An answer is complete only when its headers and Content-Length bytes are
+// in, whatever pieces the socket delivers it in; without a length, the end
+// of the stream delimits it.
+func TestParseResponse(t *testing.T) {
+	full := "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\ncontent-length: 12\r\n\r\n{\"result\":1}"
+	for i := 0; i < len(full); i++ {
+		if _, _, complete, err := parseResponse([]byte(full[:i]), false); err != nil && i > strings.Index(full, "\r\n\r\n") || complete {
+			t.Fatalf("complete (%v) after %d of %d bytes", err, i, len(full))
+		}
+	}
+	code, body, complete, err := parseResponse([]byte(full), false)
+	if err != nil || !complete || code != 200 || string(body) != `{"result":1}` {
+		t.Errorf("full answer: %d %q %v %v", code, body, complete, err)
+	}
+	if _, body, complete, err := parseResponse([]byte("HTTP/1.1 500 Internal\r\n\r\nboom"), true); err != nil || !complete || string(body) != "boom" {
+		t.Errorf("no length, closed: %q %v %v", body, complete, err)
+	}
+	for _, bad := range []string{"SPDY/3 200 OK\r\n\r\n", "HTTP/1.1 2xx OK\r\n\r\n", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n"} {
+		if _, _, _, err := parseResponse([]byte(bad), true); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+// A result larger than one read reaches stdout whole.
+func TestLargeResult(t *testing.T) {
+	noReplay(t)
+	big := `{"cniVersion":"1.0.0","dns":{"search":["` + strings.Repeat("a", 1<<20) + `"]}}`
+	sock := serve(t, func(w http.ResponseWriter, _ *http.Request) {
+		body := `{"result":` + big + `}`
+		w.Header().Set("Content-Length", strconv.Itoa(len(body))) // as plexusd's server does
+		_, _ = io.WriteString(w, body)
+	})
+	conf := `{"cniVersion":"1.0.0","name":"x","type":"plexus","socketPath":"` + sock + `"}`
+	if code, out, _ := call(t, "plexus", env("ADD"), conf); code != 0 || out != big {
+		t.Errorf("exit %d, %d bytes out (%.200s), want %d", code, len(out), out, len(big))
 	}
 }
