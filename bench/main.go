@@ -101,7 +101,7 @@ func run(o options) error {
 	if err := os.MkdirAll(o.resultDir, 0o755); err != nil {
 		return err
 	}
-	path := filepath.Join(o.resultDir, time.Now().UTC().Format("20060102T150405Z")+".json")
+	path := filepath.Join(o.resultDir, time.Now().UTC().Format(stampFormat)+".json")
 	data, _ := json.MarshalIndent(report, "", "  ")
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		return err

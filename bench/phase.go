@@ -367,9 +367,7 @@ func (b *bench) scale(ctx context.Context) ([]scaleStep, error) {
 		}
 		mem := procMem(d.cmd.Process.Pid)
 		if os.Getenv("BENCH_PPROF") != "0" && target.pods == 200 {
-			stamp := time.Now().UTC().Format("20060102T150405Z")
-			_ = os.MkdirAll(b.o.resultDir, 0o755)
-			if err := d.profile("/debug/pprof/heap", filepath.Join(b.o.resultDir, stamp+"-scale-heap.pprof")); err != nil {
+			if err := d.profile("/debug/pprof/heap", filepath.Join(b.o.resultDir, b.resultStamp()+"-scale-heap.pprof")); err != nil {
 				fmt.Fprintln(os.Stderr, "heap profile:", err)
 			}
 		}

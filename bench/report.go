@@ -112,10 +112,10 @@ func median(v []float64) float64 {
 func (r *report) summarise(modes []mode, o options) {
 	for _, conc := range o.concs {
 		for _, nets := range o.nets {
-			var floor *summaryRow
 			for _, m := range modes {
 				row := summaryRow{Mode: m, Concurrency: conc, Networks: nets, APIPerAdd: map[string]float64{}, APIPerDel: map[string]float64{}}
 				var f [10][]float64
+				var ratios [4][]float64 // each repeat's ×floor (paired)
 				apiAdd, apiDel, steps := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
 				for _, ph := range r.Phases {
 					if ph.Mode != m || ph.Concurrency != conc || ph.Networks != nets {
@@ -138,6 +138,11 @@ func (r *report) summarise(modes []mode, o options) {
 					for k, v := range ph.StepsMS {
 						steps[k] = append(steps[k], v)
 					}
+					if fl := r.phase(modeFloor, conc, nets, ph.Repeat); m != modeFloor && fl != nil && fl.Add.P50 > 0 && fl.Del.P50 > 0 && fl.Add.OpsPerSec > 0 && fl.Del.OpsPerSec > 0 {
+						for i, v := range []float64{ph.Add.P50 / fl.Add.P50, ph.Del.P50 / fl.Del.P50, ph.Add.OpsPerSec / fl.Add.OpsPerSec, ph.Del.OpsPerSec / fl.Del.OpsPerSec} {
+							ratios[i] = append(ratios[i], v)
+						}
+					}
 				}
 				if len(steps) > 0 {
 					row.StepsMS = map[string]float64{}
@@ -153,25 +158,8 @@ func (r *report) summarise(modes []mode, o options) {
 				for k, v := range apiDel {
 					row.APIPerDel[k] = median(v)
 				}
-				if m == modeFloor {
-					floor = &row
-				} else if floor != nil {
-					var ratios [4][]float64
-					for _, ph := range r.Phases {
-						if ph.Mode != m || ph.Concurrency != conc || ph.Networks != nets {
-							continue
-						}
-						fl := r.phase(modeFloor, conc, nets, ph.Repeat)
-						if fl == nil || fl.Add.P50 == 0 || fl.Del.P50 == 0 || fl.Add.OpsPerSec == 0 || fl.Del.OpsPerSec == 0 {
-							continue
-						}
-						for i, v := range []float64{ph.Add.P50 / fl.Add.P50, ph.Del.P50 / fl.Del.P50, ph.Add.OpsPerSec / fl.Add.OpsPerSec, ph.Del.OpsPerSec / fl.Del.OpsPerSec} {
-							ratios[i] = append(ratios[i], v)
-						}
-					}
-					row.AddP50Ratio, row.DelP50Ratio = median(ratios[0]), median(ratios[1])
-					row.AddOpsRatio, row.DelOpsRatio = median(ratios[2]), median(ratios[3])
-				}
+				row.AddP50Ratio, row.DelP50Ratio = median(ratios[0]), median(ratios[1])
+				row.AddOpsRatio, row.DelOpsRatio = median(ratios[2]), median(ratios[3])
 				r.Summary = append(r.Summary, row)
 			}
 		}
@@ -294,6 +282,16 @@ func fmtReq(m map[string]float64) string {
 	return strings.Join(parts, ", ")
 }
 
+// stampFormat names the files of a run in resultDir: its UTC time.
+const stampFormat = "20060102T150405Z"
+
+// resultStamp is the name of profiles written now, in resultDir, which it
+// creates.
+func (b *bench) resultStamp() string {
+	_ = os.MkdirAll(b.o.resultDir, 0o755)
+	return time.Now().UTC().Format(stampFormat)
+}
+
 // maybeProfile takes a CPU profile of the manifest daemon over the first
 // repeat's concurrency-8, most-networks phase, and a heap profile after it,
 // into the results dir (BENCH_PPROF=0 turns it off).
@@ -302,8 +300,7 @@ func (b *bench) maybeProfile(m mode, rep, conc, nets int) func() {
 		return func() {}
 	}
 	d := b.daemonFor(m)
-	stamp := time.Now().UTC().Format("20060102T150405Z")
-	_ = os.MkdirAll(b.o.resultDir, 0o755)
+	stamp := b.resultStamp()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -248,18 +248,12 @@ func testDevices(t *testing.T, n *Node) {
 	for _, c := range cases {
 		n.DeletePod(t, ns, c.pod)
 	}
-	if err := testutil.WaitFor(ctx, 60*time.Second, func() (bool, string) {
-		left := n.newSince(records, ports)
-		if got := vfsOnHost(vfIDs); len(got) != len(vfIDs) {
-			left = append(left, fmt.Sprintf("VFs on the host %v", got))
-		}
+	n.waitNothingLeft(ctx, t, records, ports, vfIDs, func() []string {
 		if m, _ := filepath.Glob(filepath.Join(n.devInfoDir(), "cni", "*")); len(m) > 0 {
-			left = append(left, fmt.Sprintf("CNI device-info files %v", m))
+			return []string{fmt.Sprintf("CNI device-info files %v", m)}
 		}
-		return len(left) == 0, strings.Join(left, "; ")
-	}); err != nil {
-		t.Errorf("left behind by the failed ADDs: %v", err)
-	}
+		return nil
+	})
 	n.measureDevicePods(t, ns)
 	// The kubelet's view and the node agree: every device free again.
 	node, err := n.Kube.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
@@ -271,19 +265,31 @@ func testDevices(t *testing.T, n *Node) {
 	}
 }
 
-// newSince lists the attachment records and bridge ports that were not
-// there before (records, ports): what a failed ADD must not leave.
-func (n *Node) newSince(records map[string]bool, ports int) []string {
-	var left []string
-	for id := range n.RecordIDs() {
-		if !records[id] {
-			left = append(left, "record "+id[:12])
+// waitNothingLeft waits until failed ADDs have left nothing behind: no
+// attachment record or bridge port that was not there before (records,
+// ports), every VF of ids back on the host, and nothing more reports.
+func (n *Node) waitNothingLeft(ctx context.Context, t *testing.T, records map[string]bool, ports int, ids []string, more func() []string) {
+	t.Helper()
+	if err := testutil.WaitFor(ctx, 60*time.Second, func() (bool, string) {
+		var left []string
+		for id := range n.RecordIDs() {
+			if !records[id] {
+				left = append(left, "record "+id[:12])
+			}
 		}
+		if got := len(BridgePorts()); got > ports {
+			left = append(left, fmt.Sprintf("%d bridge ports, %d before", got, ports))
+		}
+		if got := vfsOnHost(ids); len(got) != len(ids) {
+			left = append(left, fmt.Sprintf("VFs on the host %v", got))
+		}
+		if more != nil {
+			left = append(left, more()...)
+		}
+		return len(left) == 0, strings.Join(left, "; ")
+	}); err != nil {
+		t.Errorf("left behind by the failed ADDs: %v", err)
 	}
-	if got := len(BridgePorts()); got > ports {
-		left = append(left, fmt.Sprintf("%d bridge ports, %d before", got, ports))
-	}
-	return left
 }
 
 // measureDevicePods times the sandbox creation (containerd's

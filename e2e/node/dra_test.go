@@ -244,13 +244,5 @@ func testDRA(t *testing.T, n *Node) {
 	for _, c := range cases {
 		n.DeletePod(t, ns, c.pod)
 	}
-	if err := testutil.WaitFor(ctx, 60*time.Second, func() (bool, string) {
-		left := n.newSince(records, ports)
-		if got := vfsOnHost(draIDs); len(got) != len(draIDs) {
-			left = append(left, fmt.Sprintf("VFs on the host %v", got))
-		}
-		return len(left) == 0, strings.Join(left, "; ")
-	}); err != nil {
-		t.Errorf("left behind by the failed ADDs: %v", err)
-	}
+	n.waitNothingLeft(ctx, t, records, ports, draIDs, nil)
 }

@@ -60,10 +60,6 @@ func (w *claimWriter) enqueue(specs []delegate.Spec) {
 // Run writes with workers goroutines until ctx ends, after queueing every
 // claim the records use.
 func (w *claimWriter) Run(ctx context.Context, workers int) {
-	go func() {
-		<-ctx.Done()
-		w.queue.ShutDown()
-	}()
 	recs, err := w.records()
 	if err != nil {
 		w.log.Warn("list attachment records for DRA claims", "err", err)
@@ -71,20 +67,10 @@ func (w *claimWriter) Run(ctx context.Context, workers int) {
 	for _, r := range recs {
 		w.enqueue(r.Attachments)
 	}
-	for range workers {
-		go func() {
-			for w.processNext(ctx) {
-			}
-		}()
-	}
+	runQueue(ctx, w.queue, workers, w.process)
 }
 
-func (w *claimWriter) processNext(ctx context.Context) bool {
-	ref, quit := w.queue.Get()
-	if quit {
-		return false
-	}
-	defer w.queue.Done(ref)
+func (w *claimWriter) process(ctx context.Context, ref claimRef) {
 	err := w.write(ctx, ref)
 	switch {
 	case err == nil:
@@ -100,7 +86,6 @@ func (w *claimWriter) processNext(ctx context.Context) bool {
 		w.log.Warn("ResourceClaim network data write refused; not retried", "claim", ref.Namespace+"/"+ref.Name, "err", err)
 		w.queue.Forget(ref)
 	}
-	return true
 }
 
 // write applies the claim's entries as the records have them now.

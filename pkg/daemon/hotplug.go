@@ -116,17 +116,8 @@ func (h *hotplugger) deleted(ref podref.Ref, containerID string) {
 // source is ready it enqueues every pod that has a record (start-up pass:
 // crashed changes converge, changes made while plexusd was down apply).
 func (h *hotplugger) Run(ctx context.Context, workers int) {
-	go func() {
-		<-ctx.Done()
-		h.queue.ShutDown()
-	}()
 	go h.startupPass(ctx)
-	for range workers {
-		go func() {
-			for h.processNext(ctx) {
-			}
-		}()
-	}
+	runQueue(ctx, h.queue, workers, h.process)
 }
 
 func (h *hotplugger) startupPass(ctx context.Context) {
@@ -152,12 +143,7 @@ func (h *hotplugger) startupPass(ctx context.Context) {
 	h.log.Info("start-up pass queued", "pods", n)
 }
 
-func (h *hotplugger) processNext(ctx context.Context) bool {
-	ref, quit := h.queue.Get()
-	if quit {
-		return false
-	}
-	defer h.queue.Done(ref)
+func (h *hotplugger) process(ctx context.Context, ref podref.Ref) {
 	err := h.sync(ctx, ref)
 	var perm *permanentError
 	switch {
@@ -172,7 +158,6 @@ func (h *hotplugger) processNext(ctx context.Context) bool {
 		h.log.Warn("hot-plug pass failed; retrying", "pod", ref.String(), "err", err, "retries", h.queue.NumRequeues(ref))
 		h.queue.AddRateLimited(ref)
 	}
-	return true
 }
 
 // permanentError is a failure that retrying cannot fix (bad input): the

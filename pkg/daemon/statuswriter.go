@@ -54,10 +54,6 @@ func (w *statusWriter) pending() int { return w.queue.Len() }
 // Run writes statuses with workers goroutines until ctx ends, after
 // queueing every record a previous run left pending.
 func (w *statusWriter) Run(ctx context.Context, workers int) {
-	go func() {
-		<-ctx.Done()
-		w.queue.ShutDown()
-	}()
 	if ids, err := w.m.store.List(); err != nil {
 		w.log.Warn("list attachment records for pending statuses", "err", err)
 	} else {
@@ -67,20 +63,10 @@ func (w *statusWriter) Run(ctx context.Context, workers int) {
 			}
 		}
 	}
-	for range workers {
-		go func() {
-			for w.processNext(ctx) {
-			}
-		}()
-	}
+	runQueue(ctx, w.queue, workers, w.process)
 }
 
-func (w *statusWriter) processNext(ctx context.Context) bool {
-	id, quit := w.queue.Get()
-	if quit {
-		return false
-	}
-	defer w.queue.Done(id)
+func (w *statusWriter) process(ctx context.Context, id string) {
 	err := w.m.withLock(ctx, id, func(ctx context.Context) error { return w.write(ctx, id) })
 	switch {
 	case err == nil:
@@ -93,7 +79,6 @@ func (w *statusWriter) processNext(ctx context.Context) bool {
 		w.log.Warn("network-status write refused; not retried", "container", id, "err", err)
 		w.queue.Forget(id)
 	}
-	return true
 }
 
 // write sends the record's pending status and clears the mark. Nothing to

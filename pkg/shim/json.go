@@ -136,24 +136,45 @@ func (s *scanner) value() error {
 	return s.errAt("unexpected character " + strconv.QuoteRune(rune(s.b[s.i])))
 }
 
-func (s *scanner) enter() error {
+// open enters the object or array whose opening byte is at s.i; empty
+// says it closed at once ({} or []).
+func (s *scanner) open(closing byte) (empty bool, err error) {
 	if s.depth++; s.depth > maxDepth {
-		return s.errAt("nested too deep")
+		return false, s.errAt("nested too deep")
 	}
-	return nil
+	s.i++
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == closing {
+		s.i++
+		s.depth--
+		return true, nil
+	}
+	return false, nil
+}
+
+// more scans what follows a member or an element: ',' (more to come) or
+// the closing byte.
+func (s *scanner) more(closing byte) (bool, error) {
+	s.ws()
+	if s.i >= len(s.b) {
+		return false, s.errAt("unexpected end")
+	}
+	switch s.b[s.i] {
+	case ',':
+		s.i++
+		return true, nil
+	case closing:
+		s.i++
+		s.depth--
+		return false, nil
+	}
+	return false, s.errAt("expected ',' or '" + string(closing) + "'")
 }
 
 // object scans {…} at s.i; visit, if set, gets each key and raw value.
 func (s *scanner) object(visit func(string, []byte)) error {
-	if err := s.enter(); err != nil {
+	if empty, err := s.open('}'); empty || err != nil {
 		return err
-	}
-	s.i++ // {
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == '}' {
-		s.i++
-		s.depth--
-		return nil
 	}
 	for {
 		s.ws()
@@ -177,51 +198,22 @@ func (s *scanner) object(visit func(string, []byte)) error {
 		if visit != nil {
 			visit(unquote(key), s.b[start:s.i])
 		}
-		s.ws()
-		if s.i >= len(s.b) {
-			return s.errAt("unexpected end")
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			s.depth--
-			return nil
-		default:
-			return s.errAt("expected ',' or '}'")
+		if more, err := s.more('}'); !more || err != nil {
+			return err
 		}
 	}
 }
 
 func (s *scanner) array() error {
-	if err := s.enter(); err != nil {
+	if empty, err := s.open(']'); empty || err != nil {
 		return err
-	}
-	s.i++ // [
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == ']' {
-		s.i++
-		s.depth--
-		return nil
 	}
 	for {
 		if err := s.value(); err != nil {
 			return err
 		}
-		s.ws()
-		if s.i >= len(s.b) {
-			return s.errAt("unexpected end")
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			s.depth--
-			return nil
-		default:
-			return s.errAt("expected ',' or ']'")
+		if more, err := s.more(']'); !more || err != nil {
+			return err
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -50,7 +51,13 @@ const (
 	multusCNIDir    = "/var/lib/cni/multus"
 )
 
-// cniError is a CNI error result; Main prints it and exits 1.
+// printable is a CNI error as Main prints it (exit code 1).
+type printable interface {
+	error
+	json() []byte
+}
+
+// cniError is a CNI error result of the shim's own.
 type cniError struct {
 	code         uint
 	msg, details string
@@ -103,17 +110,12 @@ func Main(argv0 string, getenv func(string) string, stdin io.Reader, stdout, std
 		return 0
 	}
 	out, err := run(cmd, passthru, getenv, stdin)
-	var re *rawError
-	if errors.As(err, &re) {
-		_, _ = stdout.Write(append(re.raw, '\n'))
-		return 1
-	}
 	if err != nil {
-		var ce *cniError
-		if !errors.As(err, &ce) {
-			ce = &cniError{code: 999, msg: "plexus", details: err.Error()}
+		var p printable
+		if !errors.As(err, &p) {
+			p = &cniError{code: 999, msg: "plexus", details: err.Error()}
 		}
-		_, _ = stdout.Write(ce.json())
+		_, _ = stdout.Write(p.json())
 		return 1
 	}
 	if len(out) > 0 {
@@ -166,7 +168,7 @@ func run(cmd string, passthru bool, getenv func(string) string, stdin io.Reader)
 	if version == "" {
 		version = "0.1.0" // the CNI library's reading of a config without one
 	}
-	if !supported(version) {
+	if !slices.Contains(wire.CNIVersions, version) {
 		quoted := make([]string, len(wire.CNIVersions))
 		for i, v := range wire.CNIVersions {
 			quoted[i] = strconv.Quote(v)
@@ -249,15 +251,6 @@ func badIfName(s string) string {
 	return ""
 }
 
-func supported(v string) bool {
-	for _, s := range wire.CNIVersions {
-		if s == v {
-			return true
-		}
-	}
-	return false
-}
-
 // loadSettings reads the shim's keys from its config.
 func loadSettings(conf []member) (*settings, error) {
 	str := map[string]string{}
@@ -326,21 +319,19 @@ func ask(s *settings, inv *invocation) ([]byte, error) {
 	until := time.Now().Add(s.connectRetry)
 	for {
 		res, err := send(s, deadline, body)
-		if err == nil && res.errRaw != nil {
-			if retry && res.notReady && !time.Now().Add(retryInterval).After(until) && time.Now().Add(retryInterval).Before(deadline) {
-				time.Sleep(retryInterval)
-				continue
-			}
-			return nil, &rawError{res.errRaw}
-		}
-		if err == nil {
-			return res.result, nil
-		}
-		if retry && refused(err) && !time.Now().Add(retryInterval).After(until) && time.Now().Add(retryInterval).Before(deadline) {
+		// The daemon is being replaced (nothing listens) or is not ready yet.
+		restarting := err == nil && res.notReady || err != nil && refused(err)
+		if next := time.Now().Add(retryInterval); retry && restarting && !next.After(until) && next.Before(deadline) {
 			time.Sleep(retryInterval)
 			continue
 		}
-		return nil, unreachable(s, inv, err)
+		switch {
+		case err != nil:
+			return nil, unreachable(s, inv, err)
+		case res.errRaw != nil:
+			return nil, &rawError{res.errRaw}
+		}
+		return res.result, nil
 	}
 }
 
@@ -353,6 +344,7 @@ func refused(err error) bool {
 type rawError struct{ raw []byte }
 
 func (e *rawError) Error() string { return string(e.raw) }
+func (e *rawError) json() []byte  { return append(e.raw[:len(e.raw):len(e.raw)], '\n') }
 
 // unreachable maps a failure to talk to the daemon to the CNI answer for
 // the verb. DEL is replayed from the attachment record by ReplayName,
@@ -363,16 +355,16 @@ func unreachable(s *settings, inv *invocation, err error) error {
 	case "STATUS":
 		return &cniError{code: uint(wire.CodeNotAvailable), msg: msg, details: err.Error()}
 	case "DEL":
-		rerr := execReplay(s, err)
+		rerr := execReplay(s, inv.path, err)
 		return &cniError{code: errTryAgainLater, msg: msg + "; cannot replay the DEL from the attachment record", details: rerr.Error()}
 	}
 	return &cniError{code: errTryAgainLater, msg: msg, details: err.Error()}
 }
 
 // execReplay replaces this process with ReplayName, found beside this
-// binary or else in CNI_PATH. It returns only on failure.
-var execReplay = func(s *settings, reason error) error {
-	path, err := replayBinary()
+// binary or else in cniPath (CNI_PATH). It returns only on failure.
+var execReplay = func(s *settings, cniPath string, reason error) error {
+	path, err := replayBinary(cniPath)
 	if err != nil {
 		return err
 	}
@@ -388,7 +380,7 @@ var execReplay = func(s *settings, reason error) error {
 func replayEnv(environ []string, s *settings, reason error) []string {
 	env := make([]string, 0, len(environ)+4)
 	for _, kv := range environ {
-		if !strings.HasPrefix(kv, "PLEXUS_REPLAY_") {
+		if !strings.HasPrefix(kv, wire.EnvReplayPrefix) {
 			env = append(env, kv)
 		}
 	}
@@ -396,12 +388,12 @@ func replayEnv(environ []string, s *settings, reason error) []string {
 		wire.EnvReplayBinDir+"="+s.binDir, wire.EnvReplayReason+"="+reason.Error())
 }
 
-func replayBinary() (string, error) {
+func replayBinary(cniPath string) (string, error) {
 	var tried []string
 	if self, err := os.Executable(); err == nil {
 		tried = append(tried, filepath.Dir(self))
 	}
-	tried = append(tried, filepath.SplitList(os.Getenv("CNI_PATH"))...)
+	tried = append(tried, filepath.SplitList(cniPath)...)
 	for _, dir := range tried {
 		p := filepath.Join(dir, wire.ReplayName)
 		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {

@@ -65,7 +65,7 @@ func env(cmd string) map[string]string {
 func noReplay(t *testing.T) {
 	t.Helper()
 	orig := execReplay
-	execReplay = func(*settings, error) error { t.Error("DEL replayed"); return errors.New("no") }
+	execReplay = func(*settings, string, error) error { t.Error("DEL replayed"); return errors.New("no") }
 	t.Cleanup(func() { execReplay = orig })
 }
 
@@ -131,8 +131,11 @@ func TestDaemonAbsent(t *testing.T) {
 	}
 	var got *settings
 	orig := execReplay
-	execReplay = func(s *settings, reason error) error {
+	execReplay = func(s *settings, cniPath string, reason error) error {
 		got = s
+		if cniPath != "/opt/cni/bin" {
+			t.Errorf("replay searched CNI_PATH %q, want the runtime's", cniPath)
+		}
 		if !errors.Is(reason, os.ErrNotExist) {
 			t.Errorf("replay reason %v, want the socket's absence", reason)
 		}

@@ -45,8 +45,9 @@ const ReplayName = "plexus-replay"
 // Environment the shim hands to ReplayName: the settings it resolved from
 // its config, and why the daemon could not be asked.
 const (
-	EnvReplaySocket = "PLEXUS_REPLAY_SOCKET"
-	EnvReplayCNIDir = "PLEXUS_REPLAY_CNIDIR"
-	EnvReplayBinDir = "PLEXUS_REPLAY_BINDIR"
-	EnvReplayReason = "PLEXUS_REPLAY_REASON"
+	EnvReplayPrefix = "PLEXUS_REPLAY_"
+	EnvReplaySocket = EnvReplayPrefix + "SOCKET"
+	EnvReplayCNIDir = EnvReplayPrefix + "CNIDIR"
+	EnvReplayBinDir = EnvReplayPrefix + "BINDIR"
+	EnvReplayReason = EnvReplayPrefix + "REASON"
 )
