@@ -18,7 +18,7 @@ COPY . .
 ARG VERSION=dev
 RUN export GOOS=linux GOARCH=${TARGETARCH} && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/plexus-cni/plexus/pkg/buildinfo.Version=${VERSION}" -o /out/plexus ./cmd/thin-plugin && \
     CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/plexus-cni/plexus/pkg/buildinfo.Version=${VERSION}" -o /out/plexus-replay ./cmd/thin-plugin/replay && \
-    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/plexus-cni/plexus/pkg/buildinfo.Version=${VERSION}" -o /out/plexusd ./cmd/thick-daemon && \
+    CGO_ENABLED=0 go build -trimpath -tags grpcnotrace -ldflags "-s -w -X github.com/plexus-cni/plexus/pkg/buildinfo.Version=${VERSION}" -o /out/plexusd ./cmd/thick-daemon && \
     mkdir -p /out/multus && ln -s /usr/bin/plexusd /out/multus/multus-daemon && \
     ln -s /usr/bin/plexusd /out/multus/install_multus && ln -s /usr/bin/plexus /out/multus/multus-shim && \
     ln -s /usr/bin/plexus /out/multus/passthru && ln -s /usr/bin/plexusd /out/install_multus

@@ -7,6 +7,11 @@ CNI_BIN     := $(BIN)/cni
 TEST_BIN    := $(BIN)/test
 VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -s -w -X github.com/plexus-cni/plexus/pkg/buildinfo.Version=$(VERSION)
+# grpcnotrace: gRPC (the kubelet's and the runtime's sockets) without
+# golang.org/x/net/trace, whose html/template keeps every exported method
+# of every linked type: plexusd is 22.5 MB instead of 26.8 MB, and its
+# resident code and read-only data are smaller by as much.
+TAGS        := grpcnotrace
 PLUGINS_VERSION = $(shell $(GO) list -m -f '{{.Version}}' github.com/containernetworking/plugins)
 PLUGINS     := main/bridge main/macvlan main/ipvlan main/host-device main/loopback main/ptp \
                meta/tuning meta/portmap meta/bandwidth ipam/host-local ipam/static
@@ -30,7 +35,7 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/plexus ./cmd/thin-plugin
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/plexus-replay ./cmd/thin-plugin/replay
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/plexusd ./cmd/thick-daemon
+	CGO_ENABLED=0 $(GO) build -trimpath -tags $(TAGS) -ldflags '$(LDFLAGS)' -o $(BIN)/plexusd ./cmd/thick-daemon
 
 # The reference plugins, at the version go.mod pins, from the module proxy.
 plugins:
@@ -53,7 +58,7 @@ plugins:
 # install_multus puts it, under the name the image gives it).
 testbins:
 	@mkdir -p $(TEST_BIN)
-	$(GO) build -race -o $(TEST_BIN)/plexusd ./cmd/thick-daemon
+	$(GO) build -race -tags $(TAGS) -o $(TEST_BIN)/plexusd ./cmd/thick-daemon
 	CGO_ENABLED=0 $(GO) build -o $(TEST_BIN)/recorder ./e2e/testplugins/recorder
 	CGO_ENABLED=0 $(GO) build -o $(TEST_BIN)/vfplugin ./e2e/testplugins/vfplugin
 	CGO_ENABLED=0 $(GO) build -o $(TEST_BIN)/deviceplugin ./e2e/testplugins/deviceplugin
@@ -82,7 +87,7 @@ image:
 	@set -e; for p in $$(echo $(IMAGE_PLATFORMS) | tr , ' '); do arch=$${p#linux/}; \
 		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/linux_$$arch/plexus ./cmd/thin-plugin; \
 		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/linux_$$arch/plexus-replay ./cmd/thin-plugin/replay; \
-		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/linux_$$arch/plexusd ./cmd/thick-daemon; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -tags $(TAGS) -ldflags '$(LDFLAGS)' -o $(BIN)/linux_$$arch/plexusd ./cmd/thick-daemon; \
 	done
 	$(GO) run ./hack/image -o $(IMAGE_TAR) -name $(IMAGE) -platforms $(IMAGE_PLATFORMS) -entrypoint /usr/bin/plexusd \
 		-label org.opencontainers.image.version=$(VERSION) \

@@ -91,6 +91,8 @@ func (b *bench) runPhase(m mode, d *daemonProc, conc, nets, rep int, pods []podI
 	var api0 map[string]float64
 	if d != nil {
 		cpu0 = procCPU(d.cmd.Process.Pid)
+	} else {
+		cpu0 = procCPU(os.Getpid())
 	}
 	if m == modeAPI {
 		api0 = b.apiRequests()
@@ -122,6 +124,8 @@ func (b *bench) runPhase(m mode, d *daemonProc, conc, nets, rep int, pods []podI
 	ph.FirstErrors = append(ph.FirstErrors, firstErrors(errs)...)
 	if d != nil {
 		ph.CPUPerOpMS = (procCPU(d.cmd.Process.Pid) - cpu0) * 1000 / float64(2*len(pods))
+	} else { // the floor's runner: libcni in this process, which plexusd replaces
+		ph.CPUPerOpMS = (procCPU(os.Getpid()) - cpu0) * 1000 / float64(2*len(pods))
 	}
 	if m == modeAPI {
 		ph.APIPerDel = perOp(b.apiRequests(), api1, len(pods))
@@ -203,6 +207,47 @@ func procMem(pid int) map[string]float64 {
 		if fs := strings.Fields(v); ok && len(fs) > 0 && (k == "VmRSS" || k == "RssAnon" || k == "RssFile") {
 			kb, _ := strconv.ParseFloat(fs[0], 64)
 			out[k] = kb / 1024
+		}
+	}
+	return out
+}
+
+// procMaps splits the process's resident set (MiB) by what is mapped: the
+// binary's code, read-only data and data, anonymous memory (heap, Go
+// stacks) and the rest (vdso, thread stacks).
+func procMaps(pid int) map[string]float64 {
+	out := map[string]float64{}
+	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return out
+	}
+	defer f.Close()
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	class := "other"
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		switch {
+		case len(fs) >= 5 && strings.Contains(fs[0], "-") && len(fs[1]) == 4: // a mapping's header
+			path := ""
+			if len(fs) >= 6 {
+				path = fs[5]
+			}
+			switch {
+			case path == exe && fs[1][2] == 'x':
+				class = "code"
+			case path == exe && fs[1][1] == 'w':
+				class = "data"
+			case path == exe:
+				class = "rodata"
+			case path == "" || path == "[heap]":
+				class = "anon"
+			default:
+				class = "other"
+			}
+		case len(fs) >= 2 && fs[0] == "Rss:":
+			kb, _ := strconv.ParseFloat(fs[1], 64)
+			out[class] += kb / 1024
 		}
 	}
 	return out
@@ -325,7 +370,9 @@ type scaleStep struct {
 	DaemonRSSMB    float64
 	// RSSAnonMB (heap, stacks) and RSSFileMB (binary pages) split it.
 	RSSAnonMB, RSSFileMB float64
-	Errors               int
+	// RSSByMapMB splits it by mapping: code, rodata, data, anon, other.
+	RSSByMapMB map[string]float64 `json:",omitempty"`
+	Errors     int
 }
 
 func (b *bench) scale(ctx context.Context) ([]scaleStep, error) {
@@ -365,14 +412,14 @@ func (b *bench) scale(ctx context.Context) ([]scaleStep, error) {
 		if err != nil {
 			return nil, err
 		}
-		mem := procMem(d.cmd.Process.Pid)
+		mem, maps := procMem(d.cmd.Process.Pid), procMaps(d.cmd.Process.Pid)
 		if os.Getenv("BENCH_PPROF") != "0" && target.pods == 200 {
 			if err := d.profile("/debug/pprof/heap", filepath.Join(b.o.resultDir, b.resultStamp()+"-scale-heap.pprof")); err != nil {
 				fmt.Fprintln(os.Stderr, "heap profile:", err)
 			}
 		}
 		steps = append(steps, scaleStep{NADs: nads, NodePods: pods, AddP50: ph.Add.P50, DelP50: ph.Del.P50, DaemonRSSMB: ph.DaemonRSSMB,
-			RSSAnonMB: mem["RssAnon"], RSSFileMB: mem["RssFile"], Errors: ph.Add.Errors + ph.Del.Errors})
+			RSSAnonMB: mem["RssAnon"], RSSFileMB: mem["RssFile"], RSSByMapMB: maps, Errors: ph.Add.Errors + ph.Del.Errors})
 	}
 	return steps, nil
 }

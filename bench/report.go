@@ -245,9 +245,10 @@ func (r *report) markdown() string {
 		b.WriteString(strings.Join(api, "\n") + "\n")
 	}
 	if len(r.Scale) > 0 {
-		b.WriteString("\n### Scale (plexus-api, concurrency 1, 100 pods, 2 networks)\n\n| NADs in cluster | pods on node | ADD p50 ms | DEL p50 ms | daemon RSS MiB (with 100 attached) | of it heap+stacks / binary pages (after the DELs) | errors |\n|---|---|---|---|---|---|---|\n")
+		b.WriteString("\n### Scale (plexus-api, concurrency 1, 100 pods, 2 networks)\n\n| NADs in cluster | pods on node | ADD p50 ms | DEL p50 ms | daemon RSS MiB (with 100 attached) | of it heap+stacks / binary pages (after the DELs) | binary's code / rodata / data | errors |\n|---|---|---|---|---|---|---|---|\n")
 		for _, s := range r.Scale {
-			fmt.Fprintf(&b, "| %d | %d | %.1f | %.1f | %.1f | %.1f / %.1f | %d |\n", s.NADs, s.NodePods, s.AddP50, s.DelP50, s.DaemonRSSMB, s.RSSAnonMB, s.RSSFileMB, s.Errors)
+			m := s.RSSByMapMB
+			fmt.Fprintf(&b, "| %d | %d | %.1f | %.1f | %.1f | %.1f / %.1f | %.1f / %.1f / %.1f | %d |\n", s.NADs, s.NodePods, s.AddP50, s.DelP50, s.DaemonRSSMB, s.RSSAnonMB, s.RSSFileMB, m["code"], m["rodata"], m["data"], s.Errors)
 		}
 	}
 	if h := r.Hotplug; h != nil {

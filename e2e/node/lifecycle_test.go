@@ -151,7 +151,7 @@ func testUpgrade(t *testing.T, n *Node) {
 	// with make build's flags.
 	bins := n.p("images", "upgrade")
 	for bin, pkg := range map[string]string{"plexus": "./cmd/thin-plugin", "plexus-replay": "./cmd/thin-plugin/replay", "plexusd": "./cmd/thick-daemon"} {
-		cmd := exec.CommandContext(ctx, goBin(), "build", "-trimpath", "-ldflags", "-s -w -X github.com/plexus-cni/plexus/pkg/buildinfo.Version=e2e-upgrade",
+		cmd := exec.CommandContext(ctx, goBin(), "build", "-trimpath", "-tags", "grpcnotrace", "-ldflags", "-s -w -X github.com/plexus-cni/plexus/pkg/buildinfo.Version=e2e-upgrade",
 			"-o", filepath.Join(bins, bin), pkg)
 		cmd.Dir, cmd.Env = n.Repo, append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
