@@ -36,12 +36,16 @@ type phase struct {
 	Repeat      int
 	Add, Del    opStats
 	Leaks       []string
-	DaemonRSSMB float64            `json:",omitempty"` // after the ADDs: every pod attached
-	CPUPerOpMS  float64            `json:",omitempty"` // daemon CPU (user+sys) per ADD or DEL
-	ShimCPUAdd  float64            `json:",omitempty"` // shim process CPU (user+sys) per ADD, ms
-	APIPerAdd   map[string]float64 `json:",omitempty"` // requests per ADD by "VERB resource"
-	APIPerDel   map[string]float64 `json:",omitempty"`
-	FirstErrors []string           `json:",omitempty"`
+	DaemonRSSMB float64 `json:",omitempty"` // after the ADDs: every pod attached
+	CPUPerOpMS  float64 `json:",omitempty"` // daemon CPU (user+sys) per ADD or DEL
+	// APICPUPerOpMS is kube-apiserver's and etcd's CPU per ADD or DEL
+	// during the phase: what the node's API traffic costs the machine in
+	// plexus-api, what they cost idle in the other modes.
+	APICPUPerOpMS float64            `json:",omitempty"`
+	ShimCPUAdd    float64            `json:",omitempty"` // shim process CPU (user+sys) per ADD, ms
+	APIPerAdd     map[string]float64 `json:",omitempty"` // requests per ADD by "VERB resource"
+	APIPerDel     map[string]float64 `json:",omitempty"`
+	FirstErrors   []string           `json:",omitempty"`
 	// StepsMS is the mean time of each ADD step (daemons with metrics).
 	StepsMS map[string]float64 `json:",omitempty"`
 }
@@ -87,7 +91,7 @@ func (b *bench) runPhase(m mode, d *daemonProc, conc, nets, rep int, pods []podI
 		}
 		return func(s *sandbox) error { return b.shimOp(d, verb, s) }
 	}
-	var cpu0 float64
+	var cpu0, apiCPU0 float64
 	var api0 map[string]float64
 	if d != nil {
 		cpu0 = procCPU(d.cmd.Process.Pid)
@@ -96,6 +100,9 @@ func (b *bench) runPhase(m mode, d *daemonProc, conc, nets, rep int, pods []podI
 	}
 	if m == modeAPI {
 		api0 = b.apiRequests()
+	}
+	if b.cluster != nil {
+		apiCPU0 = b.clusterCPU()
 	}
 	var steps0 map[string][2]float64
 	if d != nil && d.metricsPort != 0 {
@@ -126,6 +133,9 @@ func (b *bench) runPhase(m mode, d *daemonProc, conc, nets, rep int, pods []podI
 		ph.CPUPerOpMS = (procCPU(d.cmd.Process.Pid) - cpu0) * 1000 / float64(2*len(pods))
 	} else { // the floor's runner: libcni in this process, which plexusd replaces
 		ph.CPUPerOpMS = (procCPU(os.Getpid()) - cpu0) * 1000 / float64(2*len(pods))
+	}
+	if b.cluster != nil { // in every mode: the others show what it costs idle
+		ph.APICPUPerOpMS = (b.clusterCPU() - apiCPU0) * 1000 / float64(2*len(pods))
 	}
 	if m == modeAPI {
 		ph.APIPerDel = perOp(b.apiRequests(), api1, len(pods))
@@ -264,6 +274,15 @@ func procCPU(pid int) float64 {
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return (ut + st) / 100 // USER_HZ
+}
+
+// clusterCPU is kube-apiserver's and etcd's CPU time in seconds.
+func (b *bench) clusterCPU() float64 {
+	var t float64
+	for _, pid := range b.cluster.Pids() {
+		t += procCPU(pid)
+	}
+	return t
 }
 
 func (b *bench) apiRequests() map[string]float64 {

@@ -38,6 +38,7 @@ type summaryRow struct {
 	DelOpsRatio          float64
 	DaemonRSSMB          float64
 	CPUPerOpMS           float64
+	APICPUPerOpMS        float64
 	ShimCPUAdd           float64
 	APIPerAdd, APIPerDel map[string]float64
 	StepsMS              map[string]float64 `json:",omitempty"`
@@ -126,6 +127,7 @@ func (r *report) summarise(modes []mode, o options) {
 					}
 					row.DaemonRSSMB = max(row.DaemonRSSMB, ph.DaemonRSSMB)
 					row.CPUPerOpMS += ph.CPUPerOpMS / float64(o.repeats)
+					row.APICPUPerOpMS += ph.APICPUPerOpMS / float64(o.repeats)
 					row.ShimCPUAdd += ph.ShimCPUAdd / float64(o.repeats)
 					row.Leaks += len(ph.Leaks)
 					row.Errors += ph.Add.Errors + ph.Del.Errors
@@ -179,8 +181,8 @@ func (r *report) phase(m mode, conc, nets, rep int) *phase {
 func (r *report) markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n## Plexus vs floor (%d pods per phase, medians of %d repeats, interleaved; ×floor: the median of each repeat's ratio)\n\n", r.Pods, r.Repeats)
-	b.WriteString("| mode | conc | nets | ADD p50 / p90 / p99 / max ms | ADD ops/s | DEL p50 / p90 / p99 / max ms | DEL ops/s | ADD p50 ×floor | ADD ops/s ×floor | DEL p50 ×floor | DEL ops/s ×floor | daemon RSS MiB | CPU/op ms | shim CPU/ADD ms | errors | leaks |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| mode | conc | nets | ADD p50 / p90 / p99 / max ms | ADD ops/s | DEL p50 / p90 / p99 / max ms | DEL ops/s | ADD p50 ×floor | ADD ops/s ×floor | DEL p50 ×floor | DEL ops/s ×floor | daemon RSS MiB | CPU/op ms (daemon, or the floor's libcni runner) | API server + etcd CPU/op ms | shim CPU/ADD ms | errors | leaks |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range r.Summary {
 		ratio := func(v float64) string {
 			if s.Mode == modeFloor {
@@ -188,11 +190,11 @@ func (r *report) markdown() string {
 			}
 			return fmt.Sprintf("%.2f", v)
 		}
-		fmt.Fprintf(&b, "| %s | %d | %d | %.1f / %.1f / %.1f / %.1f | %.1f | %.1f / %.1f / %.1f / %.1f | %.1f | %s | %s | %s | %s | %s | %s | %s | %d | %d |\n",
+		fmt.Fprintf(&b, "| %s | %d | %d | %.1f / %.1f / %.1f / %.1f | %.1f | %.1f / %.1f / %.1f / %.1f | %.1f | %s | %s | %s | %s | %s | %s | %s | %s | %d | %d |\n",
 			s.Mode, s.Concurrency, s.Networks, s.Add.P50, s.Add.P90, s.Add.P99, s.Add.Max, s.Add.OpsPerSec,
 			s.Del.P50, s.Del.P90, s.Del.P99, s.Del.Max, s.Del.OpsPerSec,
 			ratio(s.AddP50Ratio), ratio(s.AddOpsRatio), ratio(s.DelP50Ratio), ratio(s.DelOpsRatio),
-			blank(s.DaemonRSSMB, "%.1f"), blank(s.CPUPerOpMS, "%.2f"), blank(s.ShimCPUAdd, "%.2f"), s.Errors, s.Leaks)
+			blank(s.DaemonRSSMB, "%.1f"), blank(s.CPUPerOpMS, "%.2f"), blank(s.APICPUPerOpMS, "%.2f"), blank(s.ShimCPUAdd, "%.2f"), s.Errors, s.Leaks)
 	}
 	var onOff []string
 	for _, on := range r.Summary {

@@ -156,6 +156,17 @@ func (c *Cluster) StartAPIServer(ctx context.Context) error {
 // StopAPIServer stops kube-apiserver (etcd keeps running).
 func (c *Cluster) StopAPIServer() { stop(c.apiserver); c.apiserver = nil }
 
+// Pids are the running etcd's and kube-apiserver's process IDs.
+func (c *Cluster) Pids() []int {
+	var out []int
+	for _, p := range []*testutil.Proc{c.etcd, c.apiserver} {
+		if p != nil && p.Cmd.Process != nil {
+			out = append(out, p.Cmd.Process.Pid)
+		}
+	}
+	return out
+}
+
 // Stop stops everything and removes the state.
 func (c *Cluster) Stop() {
 	stop(c.apiserver)
