@@ -91,13 +91,14 @@ func (b *bench) runPhase(m mode, d *daemonProc, conc, nets, rep int, pods []podI
 		}
 		return func(s *sandbox) error { return b.shimOp(d, verb, s) }
 	}
-	var cpu0, apiCPU0 float64
-	var api0 map[string]float64
+	// CPU/op is the daemon's, or for the floor this process's, which runs
+	// libcni there (what plexusd replaces).
+	cpuPid := os.Getpid()
 	if d != nil {
-		cpu0 = procCPU(d.cmd.Process.Pid)
-	} else {
-		cpu0 = procCPU(os.Getpid())
+		cpuPid = d.cmd.Process.Pid
 	}
+	cpu0, apiCPU0 := procCPU(cpuPid), 0.0
+	var api0 map[string]float64
 	if m == modeAPI {
 		api0 = b.apiRequests()
 	}
@@ -129,11 +130,7 @@ func (b *bench) runPhase(m mode, d *daemonProc, conc, nets, rep int, pods []podI
 	lat, wall, errs = runConc(conc, sbs, op(false))
 	ph.Del = stats(lat, wall, errs)
 	ph.FirstErrors = append(ph.FirstErrors, firstErrors(errs)...)
-	if d != nil {
-		ph.CPUPerOpMS = (procCPU(d.cmd.Process.Pid) - cpu0) * 1000 / float64(2*len(pods))
-	} else { // the floor's runner: libcni in this process, which plexusd replaces
-		ph.CPUPerOpMS = (procCPU(os.Getpid()) - cpu0) * 1000 / float64(2*len(pods))
-	}
+	ph.CPUPerOpMS = (procCPU(cpuPid) - cpu0) * 1000 / float64(2*len(pods))
 	if b.cluster != nil { // in every mode: the others show what it costs idle
 		ph.APICPUPerOpMS = (b.clusterCPU() - apiCPU0) * 1000 / float64(2*len(pods))
 	}
@@ -206,19 +203,12 @@ func procRSS(pid int) float64 { return procMem(pid)["VmRSS"] }
 // binary's pages in use) lines of /proc/<pid>/status, in MiB.
 func procMem(pid int) map[string]float64 {
 	out := map[string]float64{}
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return out
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if fs := strings.Fields(v); ok && len(fs) > 0 && (k == "VmRSS" || k == "RssAnon" || k == "RssFile") {
-			kb, _ := strconv.ParseFloat(fs[0], 64)
-			out[k] = kb / 1024
+	procLines(pid, "status", func(fs []string) {
+		if len(fs) >= 2 && (fs[0] == "VmRSS:" || fs[0] == "RssAnon:" || fs[0] == "RssFile:") {
+			kb, _ := strconv.ParseFloat(fs[1], 64)
+			out[strings.TrimSuffix(fs[0], ":")] = kb / 1024
 		}
-	}
+	})
 	return out
 }
 
@@ -227,16 +217,9 @@ func procMem(pid int) map[string]float64 {
 // stacks) and the rest (vdso, thread stacks).
 func procMaps(pid int) map[string]float64 {
 	out := map[string]float64{}
-	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps", pid))
-	if err != nil {
-		return out
-	}
-	defer f.Close()
 	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 	class := "other"
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fs := strings.Fields(sc.Text())
+	procLines(pid, "smaps", func(fs []string) {
 		switch {
 		case len(fs) >= 5 && strings.Contains(fs[0], "-") && len(fs[1]) == 4: // a mapping's header
 			path := ""
@@ -259,8 +242,22 @@ func procMaps(pid int) map[string]float64 {
 			kb, _ := strconv.ParseFloat(fs[1], 64)
 			out[class] += kb / 1024
 		}
-	}
+	})
 	return out
+}
+
+// procLines calls each with the fields of every line of /proc/<pid>/file;
+// a process that is gone has none.
+func procLines(pid int, file string, each func([]string)) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/%s", pid, file))
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		each(strings.Fields(sc.Text()))
+	}
 }
 
 // procCPU is the process's user+system CPU time in seconds.
